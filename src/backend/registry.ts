@@ -1,0 +1,65 @@
+/**
+ * The backend registry: definitions arrive from plugins through the custom oclif hook event `fsx:backends`
+ * (each plugin's package.json maps that event to a module that calls `register`). Built-in and user-installed
+ * plugins (`fsx plugins install`) are found the same way. The registry itself knows nothing of oclif: the CLI
+ * passes in a `runHook` function.
+ */
+import { FsxError, fsxError, redactSource } from '../errors.js'
+import type { Backend, BackendDefinition, BackendKit, SourceUrl } from './types.js'
+import type { OptionSpec } from '../config/options.js'
+
+/** The hook event name plugins implement. */
+export const BACKENDS_HOOK = 'fsx:backends'
+
+export const kit: BackendKit = { fsxError }
+
+export class BackendRegistry {
+  private readonly defs = new Map<string, BackendDefinition<any>>()
+  private readonly byScheme = new Map<string, BackendDefinition<any>>()
+
+  register (def: BackendDefinition<any>): void {
+    if (!def || typeof def.name !== 'string' || typeof def.create !== 'function' || !Array.isArray(def.schemes)) {
+      throw new FsxError('EBACKEND', 'a plugin registered an invalid backend definition (needs name, schemes, create)')
+    }
+    if (this.defs.has(def.name)) return
+    this.defs.set(def.name, def)
+    for (const s of def.schemes) if (!this.byScheme.has(s.toLowerCase())) this.byScheme.set(s.toLowerCase(), def)
+  }
+
+  definitions (): BackendDefinition<any>[] {
+    return [...this.defs.values()]
+  }
+
+  /** Option rows contributed by every registered backend. */
+  options (): OptionSpec[] {
+    return this.definitions().flatMap(d => d.options ?? [])
+  }
+
+  forSource (source: SourceUrl): BackendDefinition<any> {
+    const def = this.byScheme.get(source.scheme)
+    if (!def) {
+      const known = [...this.byScheme.keys()].sort().join(', ') || 'none'
+      throw new FsxError('ECONFIG', `no backend serves "${source.scheme}:" sources (${redactSource(source.raw)})`, {
+        hint: `installed schemes: ${known}; add one with: fsx plugins install <plugin>`
+      })
+    }
+    return def
+  }
+
+  /** Validates the source for its backend, then creates the backend. */
+  async create (source: SourceUrl, options: Record<string, unknown>): Promise<Backend> {
+    const def = this.forSource(source)
+    def.validate?.(source, options)
+    return await def.create(source, options, kit)
+  }
+}
+
+/** Fills a registry by running the `fsx:backends` hook through the given oclif-like runner. */
+export async function loadBackends (runHook: (event: string, opts: Record<string, unknown>) => Promise<{ failures: Array<{ plugin: { name: string }, error: Error }> }>): Promise<BackendRegistry> {
+  const registry = new BackendRegistry()
+  const result = await runHook(BACKENDS_HOOK, { register: (d: BackendDefinition<any>) => registry.register(d) })
+  for (const f of result.failures ?? []) {
+    process.emitWarning(`backend plugin ${f.plugin.name} failed to load: ${f.error.message}`)
+  }
+  return registry
+}

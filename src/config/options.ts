@@ -1,0 +1,174 @@
+/**
+ * The options table: the single source of every setting's flag, FSX_* env name, config/preset key, default, help
+ * text and JSON-schema type. Flags (src/commands), env parsing and provenance (resolve.ts), `fsx tune`, the presets'
+ * JSON schema (presets/schema.json) and docs/SETTINGS.md are all generated from these rows.
+ *
+ * Spelling rule: key `attrTtl` ⇔ flag `--attr-ttl` ⇔ env `FSX_ATTR_TTL`. Values are held in base units:
+ * durations in milliseconds, sizes in bytes.
+ *
+ * Backend plugins add rows of their own (e.g. sftpKey) through their definition's `options`; those use the same
+ * spelling rule with the plugin's prefix.
+ */
+import { FsxError } from '../errors.js'
+import { parseBoolean, parseCount, parseDuration, parseSize, formatDuration, formatSize } from './units.js'
+
+export type OptionKind = 'duration' | 'size' | 'boolean' | 'count' | 'enum' | 'string'
+
+/** One row of the table. */
+export interface OptionSpec {
+  /** camelCase key used in presets, config files, `tune --json`. */
+  key: string
+  kind: OptionKind
+  /** Default in base units (ms, bytes). */
+  default: number | boolean | string | undefined
+  /** One line: what it does. */
+  help: string
+  /** Longer explanation for `tune --explain` and docs. */
+  details?: string
+  choices?: readonly string[]
+  /** Never printed: shown as "(set)" in tune, stats and logs. */
+  secret?: boolean
+  /** Which part of fsx reads it (for docs): "kernel", "vfs", "fuse", or a backend name. */
+  scope: string
+}
+
+/** Kernel and core settings. Defaults are conservative; presets/balanced.json is what users get by default. */
+export const CORE_OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'attrTtl', kind: 'duration', default: 1000, scope: 'kernel',
+    help: 'How long the kernel caches file attributes (FUSE attr_timeout).',
+    details: 'Longer means fewer getattr calls reach fsx; changes made outside this mount show up at most this late.'
+  },
+  {
+    key: 'entryTtl', kind: 'duration', default: 1000, scope: 'kernel',
+    help: 'How long the kernel caches name lookups (FUSE entry_timeout).',
+    details: 'Longer means fewer lookups; a file created or removed outside this mount is noticed at most this late.'
+  },
+  {
+    key: 'negativeTtl', kind: 'duration', default: 0, scope: 'kernel',
+    help: 'How long the kernel remembers that a name does not exist (FUSE negative_timeout).',
+    details: 'Helps builds and interpreters that probe many missing paths. 0 disables it.'
+  },
+  {
+    key: 'readahead', kind: 'size', default: 128 * 1024, scope: 'kernel',
+    help: 'Kernel readahead window for sequential reads (FUSE max_readahead).'
+  },
+  {
+    key: 'maxRead', kind: 'size', default: 128 * 1024, scope: 'kernel',
+    help: 'Largest single read request the kernel sends (FUSE max_read).',
+    details: 'With libfuse 2 the kernel caps requests at 128K whatever is asked.'
+  },
+  {
+    key: 'maxWrite', kind: 'size', default: 128 * 1024, scope: 'kernel',
+    help: 'Largest single write request the kernel sends (FUSE max_write, with big_writes).',
+    details: 'Without big_writes the kernel writes 4K at a time. With libfuse 2 the kernel caps requests at 128K.'
+  },
+  {
+    key: 'consistency', kind: 'enum', default: 'session', choices: ['strong', 'session', 'eventual'], scope: 'vfs',
+    help: 'How soon changes made outside this mount are seen: strong, session (close-to-open) or eventual.',
+    details: 'strong: the kernel page cache is dropped on every open (no kernel_cache), xattrs are not cached. ' +
+      'session: cached file data is kept across opens only while the file\'s mtime and size are unchanged (auto_cache). ' +
+      'eventual: cached file data is kept across opens until evicted (kernel_cache).'
+  },
+  {
+    key: 'writeback', kind: 'boolean', default: false, scope: 'vfs',
+    help: 'Acknowledge close() before data is durable on the backend (write-back) instead of after (write-through).',
+    details: 'Write-through (false): close() and fsync() return only once the backend holds the data durably. ' +
+      'Write-back (true): close() returns once the data is handed to the backend; fsync() still waits for durability.'
+  },
+  {
+    key: 'xattrCacheSize', kind: 'count', default: 1024, scope: 'vfs',
+    help: 'Paths whose extended attributes are cached in user space (0 disables the cache).'
+  },
+  {
+    key: 'xattrCacheTtl', kind: 'duration', default: 1000, scope: 'vfs',
+    help: 'How long a cached extended attribute (or its absence) is trusted.'
+  },
+  {
+    key: 'opTimeout', kind: 'duration', default: 120_000, scope: 'fuse',
+    help: 'Deadline for one filesystem operation; past it the application gets ETIMEDOUT instead of waiting forever.',
+    details: 'fuse-native answers ETIMEDOUT after 15s by default, which cuts off slow but healthy uploads. fsx sets it ' +
+      'to this value on purpose; backends use shorter per-request deadlines so their own errors arrive first.'
+  },
+  {
+    key: 'cacheDir', kind: 'string', default: undefined, scope: 'vfs',
+    help: 'Directory for staging files and caches (default: $XDG_CACHE_HOME/fsx, else ~/.cache/fsx).'
+  },
+  {
+    key: 'allowOther', kind: 'boolean', default: false, scope: 'kernel',
+    help: 'Let users other than the one who mounted access the mount (FUSE allow_other).',
+    details: 'Non-root users need user_allow_other in /etc/fuse.conf.'
+  },
+  {
+    key: 'defaultPermissions', kind: 'boolean', default: false, scope: 'kernel',
+    help: 'Let the kernel check permissions from mode/uid/gid (FUSE default_permissions) instead of the backend.'
+  },
+  {
+    key: 'autoUnmount', kind: 'boolean', default: false, scope: 'kernel',
+    help: 'Unmount automatically if the fsx process dies (FUSE auto_unmount, through fusermount).'
+  }
+]
+
+/** FSX_ + upper snake case of the key: attrTtl → FSX_ATTR_TTL. */
+export function envName (key: string): string {
+  return 'FSX_' + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()
+}
+
+/** Kebab case of the key: attrTtl → attr-ttl. */
+export function flagName (key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase()
+}
+
+/** Turns a raw value (string from env/flag, or JSON value from a preset/config) into base units. */
+export function parseOptionValue (spec: OptionSpec, raw: unknown, where: string): number | boolean | string {
+  const what = `${where} ${spec.key}`
+  if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') {
+    throw new FsxError('ECONFIG', `${what}: expected a ${spec.kind}, got ${JSON.stringify(raw)}`)
+  }
+  switch (spec.kind) {
+    case 'duration':
+      if (typeof raw === 'boolean') break
+      return parseDuration(raw, what)
+    case 'size':
+      if (typeof raw === 'boolean') break
+      return parseSize(raw, what)
+    case 'count':
+      if (typeof raw === 'boolean') break
+      return parseCount(raw, what)
+    case 'boolean':
+      if (typeof raw === 'number') break
+      return parseBoolean(raw, what)
+    case 'enum': {
+      const v = String(raw)
+      if (!spec.choices?.includes(v)) {
+        throw new FsxError('ECONFIG', `${what}: "${v}" is not one of ${spec.choices?.join(', ')}`)
+      }
+      return v
+    }
+    case 'string':
+      return String(raw)
+  }
+  throw new FsxError('ECONFIG', `${what}: expected a ${spec.kind}, got ${JSON.stringify(raw)}`)
+}
+
+/** Human form of a value in base units: sizes as 128K, durations as 5s, secrets hidden. */
+export function formatOptionValue (spec: OptionSpec, value: unknown): string {
+  if (value === undefined) return '(unset)'
+  if (spec.secret) return '(set)'
+  if (spec.kind === 'size' && typeof value === 'number') return formatSize(value)
+  if (spec.kind === 'duration' && typeof value === 'number') return formatDuration(value)
+  return String(value)
+}
+
+/** JSON-schema type fragment for one option, used for presets/schema.json. */
+export function schemaFor (spec: OptionSpec): Record<string, unknown> {
+  const description = spec.help
+  switch (spec.kind) {
+    case 'duration': return { description, anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|\\.\\d+)\\s*(ms|s|sec|m|min|h)?\\s*$' }] }
+    case 'size': return { description, anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|\\.\\d+)\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?\\s*$' }] }
+    case 'count': return { description, type: 'integer', minimum: 0 }
+    case 'boolean': return { description, type: 'boolean' }
+    case 'enum': return { description, enum: spec.choices }
+    case 'string': return { description, type: 'string' }
+  }
+}

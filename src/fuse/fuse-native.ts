@@ -1,0 +1,262 @@
+/**
+ * The fuse-native engine: the only module that imports fuse-native (libfuse 2, path-based high-level API).
+ *
+ * What we change without forking the package:
+ * - Mount options: fuse-native builds its `-o` list in `_fuseOptions()` from a fixed set and drops falsy values
+ *   (so entry_timeout=0 cannot be asked for). We subclass and build the whole list ourselves: big_writes,
+ *   max_write, max_read, max_readahead, entry/attr/negative timeouts, kernel_cache/auto_cache, use_ino, …
+ * - utimens: the patched binding (patches/fuse-native+2.2.6.patch) passes atime and mtime as raw low/high uint32
+ *   pairs with UTIME_NOW / UTIME_OMIT as sentinels; we decode them here so `touch -m` leaves atime alone.
+ * - Unmount: fuse-native runs `fusermount -uz` (lazy), which hides "target is busy". We run `fusermount -u` and
+ *   report EBUSY, falling back to umount(8) where fusermount is missing.
+ * - The per-operation timeout (fuse-native's default: 15 s, then ETIMEDOUT) is set from `opTimeout` on purpose.
+ *
+ * NB: fuse-native answers the kernel from the JS thread. A synchronous fs call on the mountpoint from this process
+ * deadlocks; every handler here is async all the way down.
+ */
+import { createRequire } from 'node:module'
+import { access, constants as fsConstants, stat } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { FsxError } from '../errors.js'
+import type { Stat } from '../backend/types.js'
+import type { Vfs, TimeArg } from '../vfs/vfs.js'
+import type { EngineHooks, FuseEngine, MountedFs, MountOptions } from './engine.js'
+import { toErrno } from './errno.js'
+
+const require = createRequire(import.meta.url)
+
+/** Sentinels the patched binding sends for UTIME_NOW / UTIME_OMIT (high word all ones). */
+const UTIME_HIGH = 0xFFFFFFFF
+const UTIME_NOW_LOW = 0xFFFFFFFF
+const UTIME_OMIT_LOW = 0xFFFFFFFE
+
+/** Decodes one utimens time from the patched binding's low/high words. */
+export function decodeUtime (low: number, high: number): TimeArg {
+  if (high === UTIME_HIGH && low === UTIME_NOW_LOW) return 'now'
+  if (high === UTIME_HIGH && low === UTIME_OMIT_LOW) return undefined
+  return low + high * 4294967296
+}
+
+/** Builds the `-o` option list for libfuse 2 from our mount settings. Exported for tests. */
+export function fuseOptionList (o: MountOptions): string[] {
+  const secs = (ms: number): string => String(Math.max(0, ms) / 1000)
+  const opts = [
+    `fsname=${o.fsname.replace(/[,\\\s]/g, '_')}`,
+    `subtype=${o.subtype}`,
+    'big_writes',
+    `max_write=${o.maxWriteBytes}`,
+    `max_read=${o.maxReadBytes}`,
+    `max_readahead=${o.readaheadBytes}`,
+    `entry_timeout=${secs(o.entryTtlMs)}`,
+    `attr_timeout=${secs(o.attrTtlMs)}`,
+    `negative_timeout=${secs(o.negativeTtlMs)}`
+  ]
+  if (o.pageCache === 'keep') opts.push('kernel_cache')
+  if (o.pageCache === 'auto') opts.push('auto_cache', `ac_attr_timeout=${secs(o.attrTtlMs)}`)
+  if (o.useIno) opts.push('use_ino')
+  if (o.allowOther) opts.push('allow_other')
+  if (o.defaultPermissions) opts.push('default_permissions')
+  if (o.autoUnmount) opts.push('auto_unmount')
+  if (o.debug) opts.push('debug')
+  return opts
+}
+
+interface FuseStatic {
+  new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>): FuseInstance
+  ENOENT: number
+}
+interface FuseInstance {
+  mnt: string
+  ops: Record<string, any>
+  _thread: unknown
+  mount (cb: (err: Error | null) => void): void
+}
+
+/** Checks /dev/fuse and loads the binding; each failure becomes one line naming the fix. */
+export async function createFuseNativeEngine (): Promise<FuseEngine> {
+  try {
+    await access('/dev/fuse', fsConstants.R_OK | fsConstants.W_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new FsxError('ENOFUSE', code === 'ENOENT' ? '/dev/fuse does not exist' : `/dev/fuse is not usable (${code})`, {
+      hint: 'load the fuse module (modprobe fuse) or, in a container, run with --device /dev/fuse --cap-add SYS_ADMIN'
+    })
+  }
+  let Fuse: FuseStatic
+  let binding: { fuse_native_unmount: (mnt: string, thread: unknown) => void }
+  try {
+    Fuse = require('fuse-native')
+    binding = require('node-gyp-build')(path.dirname(require.resolve('fuse-native')))
+  } catch (err) {
+    const msg = (err as Error).message ?? ''
+    if (/libfuse\.so/.test(msg)) {
+      throw new FsxError('ENOLIBFUSE', 'libfuse 2 is not installed (libfuse.so.2 not found)', { hint: 'apt-get install libfuse2 fuse3' })
+    }
+    throw new FsxError('ENOLIBFUSE', `cannot load fuse-native: ${msg.split('\n')[0]}`, { hint: 'reinstall with npm ci (it builds the FUSE binding)' })
+  }
+  return new FuseNativeEngine(Fuse, binding)
+}
+
+class FuseNativeEngine implements FuseEngine {
+  readonly name = 'fuse-native'
+  private readonly FsxFuse: new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>, extra: string[]) => FuseInstance
+
+  constructor (Fuse: FuseStatic, private readonly binding: { fuse_native_unmount: (mnt: string, thread: unknown) => void }) {
+    // A subclass, not a fork: only the option list and the utimens decoding change.
+    this.FsxFuse = class FsxFuse extends (Fuse as any) {
+      private readonly fsxOptions: string[]
+      constructor (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>, extra: string[]) {
+        super(mnt, ops, opts)
+        this.fsxOptions = extra
+      }
+
+      _fuseOptions (): string {
+        return '-o' + this.fsxOptions.join(',')
+      }
+
+      _op_utimens (signal: (err: number) => void, p: string, aLow: number, aHigh: number, mLow: number, mHigh: number): void {
+        (this as any).ops.utimens(p, decodeUtime(aLow, aHigh), decodeUtime(mLow, mHigh), (err: number) => signal(err))
+      }
+    } as any
+  }
+
+  async mount (mountpoint: string, vfs: Vfs, opts: MountOptions, hooks: EngineHooks = {}): Promise<MountedFs> {
+    const ops = makeOps(vfs, hooks)
+    const fuse = new this.FsxFuse(mountpoint, ops, { timeout: opts.opTimeoutMs, force: false, mkdir: false }, fuseOptionList(opts))
+    await new Promise<void>((resolve, reject) => {
+      fuse.mount(err => {
+        if (!err) return resolve()
+        const msg = err.message
+        if (/in use/i.test(msg)) reject(new FsxError('EMOUNTED', `${mountpoint} is already a mountpoint`, { hint: `unmount it first: fsx unmount ${mountpoint}` }))
+        else reject(new FsxError('EIO', `mount failed: ${msg}`, { cause: err }))
+      })
+    })
+    const binding = this.binding
+    let mounted = true
+    return {
+      mountpoint,
+      async unmount () {
+        if (!mounted) return
+        await unmountPath(mountpoint, false)
+        mounted = false
+        try { binding.fuse_native_unmount(mountpoint, fuse._thread) } catch { /* thread already gone */ }
+      }
+    }
+  }
+}
+
+function run (cmd: string, args: string[], timeoutMs = 15_000): Promise<{ code: number, stderr: string }> {
+  return new Promise(resolve => {
+    execFile(cmd, args, { timeout: timeoutMs }, (err, _stdout, stderr) => {
+      const code = err ? ((err as any).code === 'ENOENT' ? 127 : (typeof (err as any).code === 'number' ? (err as any).code : 1)) : 0
+      resolve({ code, stderr: String(stderr ?? '') })
+    })
+  })
+}
+
+/**
+ * Unmounts a FUSE mountpoint from outside the serving thread: fusermount -u (fusermount3), then umount(8).
+ * `lazy` detaches even when busy. Rejects EBUSY with one line when files are in use.
+ */
+export async function unmountPath (mountpoint: string, lazy: boolean): Promise<void> {
+  const flag = lazy ? '-uz' : '-u'
+  let r = await run('fusermount', [flag, mountpoint])
+  if (r.code === 127) r = await run('fusermount3', [flag, mountpoint])
+  if (r.code === 0) return
+  const um = await run('umount', lazy ? ['-l', mountpoint] : [mountpoint])
+  if (um.code === 0) return
+  const text = `${r.stderr} ${um.stderr}`
+  if (/busy/i.test(text)) throw new FsxError('EBUSY', `${mountpoint} is busy: files are still open there`, { hint: 'close them, or use fsx unmount --lazy' })
+  if (/not (found|mounted)|not a mountpoint|entry for .* not found/i.test(text)) throw new FsxError('EINVAL', `${mountpoint} is not mounted`)
+  throw new FsxError('EIO', `cannot unmount ${mountpoint}: ${(um.stderr || r.stderr).trim().split('\n')[0]}`)
+}
+
+/** Is `p` a mountpoint now? Compares st_dev with the parent's; ENOTCONN means a dead FUSE mount. */
+export async function mountState (p: string): Promise<'mounted' | 'stale' | 'none'> {
+  try {
+    const [self, parent] = await Promise.all([stat(p), stat(path.dirname(path.resolve(p)))])
+    return self.dev !== parent.dev ? 'mounted' : 'none'
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') return 'stale'
+    return 'none'
+  }
+}
+
+/** Converts a backend Stat to what fuse-native's getStatArray reads. */
+function toFuseStat (st: Stat): Record<string, unknown> {
+  return {
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    nlink: st.nlink,
+    ino: st.ino !== undefined ? st.ino % 4294967296 : 0,
+    blksize: 4096,
+    blocks: st.blocks ?? Math.ceil(st.size / 512),
+    atime: st.atimeMs,
+    mtime: st.mtimeMs,
+    ctime: st.ctimeMs
+  }
+}
+
+/**
+ * The fuse-native ops table: each handler calls the async Vfs method and answers through fuse-native's callback
+ * convention (cb(negative errno) on failure; read/write answer the byte count in the first argument).
+ */
+function makeOps (vfs: Vfs, hooks: EngineHooks): Record<string, unknown> {
+  const onOp = hooks.onOp
+  function wrap<T> (op: string, run: () => Promise<T>, reply: (v: T) => void, fail: (errno: number) => void): void {
+    const t0 = onOp ? performance.now() : 0
+    run().then(v => {
+      onOp?.(op, performance.now() - t0, 0)
+      reply(v)
+    }, err => {
+      const errno = toErrno(err, e => hooks.onUnexpected?.(op, e))
+      onOp?.(op, performance.now() - t0, errno)
+      fail(errno)
+    })
+  }
+  type Cb = (err: number, ...rest: unknown[]) => void
+  const voidOp = (op: string, run: () => Promise<void>, cb: Cb): void => wrap(op, run, () => cb(0), e => cb(e))
+
+  return {
+    init: (cb: Cb) => cb(0),
+    getattr: (p: string, cb: Cb) => wrap('getattr', () => vfs.getattr(p), st => cb(0, toFuseStat(st)), e => cb(e)),
+    fgetattr: (p: string, fd: number, cb: Cb) => wrap('getattr', () => vfs.fgetattr(p, fd), st => cb(0, toFuseStat(st)), e => cb(e)),
+    access: (p: string, mode: number, cb: Cb) => voidOp('access', () => vfs.access(p, mode), cb),
+    statfs: (p: string, cb: Cb) => wrap('statfs', () => vfs.statfs(p), s => cb(0, { ...s, fsid: 0, flag: 0 }), e => cb(e)),
+    readdir: (p: string, cb: Cb) => wrap('readdir', () => vfs.readdir(p), r => cb(0, r.names, r.stats.map(s => s ? toFuseStat(s) : {})), e => cb(e)),
+    open: (p: string, flags: number, cb: Cb) => wrap('open', () => vfs.open(p, flags), fh => cb(0, fh), e => cb(e)),
+    opendir: (_p: string, _flags: number, cb: Cb) => cb(0, 0),
+    releasedir: (_p: string, _fh: number, cb: Cb) => cb(0),
+    create: (p: string, mode: number, cb: Cb) => wrap('create', () => vfs.create(p, mode), fh => cb(0, fh), e => cb(e)),
+    read: (p: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
+      wrap('read', () => vfs.read(p, fh, buf, len, pos), n => cb(n), e => cb(e)),
+    write: (p: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
+      wrap('write', () => vfs.write(p, fh, buf, len, pos), n => cb(n), e => cb(e)),
+    flush: (p: string, fh: number, cb: Cb) => voidOp('flush', () => vfs.flush(p, fh), cb),
+    fsync: (p: string, datasync: number, fh: number, cb: Cb) => voidOp('fsync', () => vfs.fsync(p, fh, !!datasync), cb),
+    fsyncdir: (_p: string, _datasync: number, _fh: number, cb: Cb) => cb(0),
+    release: (p: string, fh: number, cb: Cb) => voidOp('release', () => vfs.release(p, fh), cb),
+    truncate: (p: string, size: number, cb: Cb) => voidOp('truncate', () => vfs.truncate(p, size), cb),
+    ftruncate: (p: string, fh: number, size: number, cb: Cb) => voidOp('truncate', () => vfs.ftruncate(p, fh, size), cb),
+    utimens: (p: string, atime: TimeArg, mtime: TimeArg, cb: Cb) => voidOp('utimens', () => vfs.utimens(p, atime, mtime), cb),
+    readlink: (p: string, cb: Cb) => wrap('readlink', () => vfs.readlink(p), t => cb(0, t), e => cb(e)),
+    chown: (p: string, uid: number, gid: number, cb: Cb) => voidOp('chown', () => vfs.chown(p, uid, gid), cb),
+    chmod: (p: string, mode: number, cb: Cb) => voidOp('chmod', () => vfs.chmod(p, mode), cb),
+    unlink: (p: string, cb: Cb) => voidOp('unlink', () => vfs.unlink(p), cb),
+    rename: (from: string, to: string, cb: Cb) => voidOp('rename', () => vfs.rename(from, to), cb),
+    link: (from: string, to: string, cb: Cb) => voidOp('link', () => vfs.link(from, to), cb),
+    symlink: (target: string, p: string, cb: Cb) => voidOp('symlink', () => vfs.symlink(target, p), cb),
+    mkdir: (p: string, mode: number, cb: Cb) => voidOp('mkdir', () => vfs.mkdir(p, mode), cb),
+    rmdir: (p: string, cb: Cb) => voidOp('rmdir', () => vfs.rmdir(p), cb),
+    setxattr: (p: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
+      voidOp('setxattr', () => vfs.setxattr(p, name, Buffer.from(value), flags), cb),
+    getxattr: (p: string, name: string, _position: number, cb: Cb) =>
+      wrap('getxattr', () => vfs.getxattr(p, name), v => cb(0, v), e => cb(e)),
+    listxattr: (p: string, cb: Cb) => wrap('listxattr', () => vfs.listxattr(p), l => cb(0, l), e => cb(e)),
+    removexattr: (p: string, name: string, cb: Cb) => voidOp('removexattr', () => vfs.removexattr(p, name), cb)
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * The mount lifecycle, as a library (the `mount` command only turns argv into a MountRequest):
+ * preflight (mountpoint checks, stale-mount clearing, FUSE availability), backend creation, VFS, engine mount,
+ * state record, and a clean stop (flush, unmount, release) on signal or when unmounted from outside.
+ */
+import { stat } from 'node:fs/promises'
+import path from 'node:path'
+import { FsxError } from '../errors.js'
+import type { Backend, SourceUrl } from '../backend/types.js'
+import type { BackendRegistry } from '../backend/registry.js'
+import type { ResolvedSettings } from '../config/resolve.js'
+import { settingValues } from '../config/resolve.js'
+import { loadEngine, type MountOptions, type MountedFs } from '../fuse/engine.js'
+import { Vfs } from '../vfs/vfs.js'
+import { mountAt } from './mountinfo.js'
+import { defaultCacheDir, removeRecord, writeRecord } from './runtime.js'
+
+export interface MountRequest {
+  source: SourceUrl
+  mountpoint: string
+  resolved: ResolvedSettings
+  registry: BackendRegistry
+  log: (line: string) => void
+  engine?: string
+  logFile?: string
+}
+
+export interface RunningMount {
+  mountpoint: string
+  backend: Backend
+  vfs: Vfs
+  /** Flushes open files, unmounts (lazily if busy and `force`), releases the backend. */
+  stop (opts?: { force?: boolean }): Promise<void>
+  /** Resolves when the mount is gone (stopped here, or unmounted from outside). */
+  done: Promise<void>
+}
+
+/** Checks the mountpoint; clears a stale FUSE mount (ENOTCONN) left by a killed process. */
+export async function preflightMountpoint (mountpoint: string, log: (l: string) => void): Promise<void> {
+  let st
+  try {
+    st = await stat(mountpoint)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') {
+      const { unmountPath } = await import('../fuse/fuse-native.js')
+      try {
+        await unmountPath(mountpoint, true)
+      } catch (e) {
+        throw new FsxError('ESTALE_MOUNT', `${mountpoint} holds a dead FUSE mount that could not be cleared: ${(e as Error).message}`, {
+          hint: `run: fusermount -uz ${mountpoint} (or umount -l as root)`
+        })
+      }
+      log(`cleared a stale mount at ${mountpoint} left by a process that died`)
+      st = await stat(mountpoint)
+    } else if (code === 'ENOENT') {
+      throw new FsxError('ENOENT', `mountpoint ${mountpoint} does not exist`, { hint: `create it: mkdir -p ${mountpoint}` })
+    } else {
+      throw new FsxError(code ?? 'EIO', `mountpoint ${mountpoint} is not usable: ${code}`)
+    }
+  }
+  if (!st.isDirectory()) throw new FsxError('ENOTDIR', `mountpoint ${mountpoint} is not a directory`, { hint: 'mount on an empty directory' })
+  const m = await mountAt(mountpoint)
+  if (m) {
+    throw new FsxError('EMOUNTED', `${mountpoint} is already mounted (${m.fstype} from ${m.source})`, { hint: `unmount it first: fsx unmount ${mountpoint}` })
+  }
+}
+
+/** Kernel options from resolved settings. */
+export function mountOptionsFrom (values: Record<string, unknown>, fsname: string, useIno: boolean): MountOptions {
+  const consistency = values.consistency as string
+  return {
+    fsname,
+    subtype: 'fsx',
+    attrTtlMs: values.attrTtl as number,
+    entryTtlMs: values.entryTtl as number,
+    negativeTtlMs: values.negativeTtl as number,
+    readaheadBytes: values.readahead as number,
+    maxReadBytes: values.maxRead as number,
+    maxWriteBytes: values.maxWrite as number,
+    pageCache: consistency === 'strong' ? 'none' : consistency === 'eventual' ? 'keep' : 'auto',
+    allowOther: values.allowOther as boolean,
+    defaultPermissions: values.defaultPermissions as boolean,
+    autoUnmount: values.autoUnmount as boolean,
+    useIno,
+    opTimeoutMs: values.opTimeout as number,
+    debug: process.env.FSX_FUSE_DEBUG === '1'
+  }
+}
+
+export async function startMount (req: MountRequest): Promise<RunningMount> {
+  const mountpoint = path.resolve(req.mountpoint)
+  const values = settingValues(req.resolved)
+  await preflightMountpoint(mountpoint, req.log)
+  // FUSE availability is checked before any backend connection is made.
+  const engine = await loadEngine(req.engine)
+
+  const backend = await req.registry.create(req.source, values)
+  let mounted: MountedFs | undefined
+  try {
+    const rootStat = await backend.stat('/')
+    if (rootStat.kind !== 'dir') throw new FsxError('ENOTDIR', `source ${backend.description} is not a directory`)
+    const vfs = new Vfs(backend, {
+      writeback: values.writeback as boolean,
+      consistency: values.consistency as 'strong' | 'session' | 'eventual',
+      xattrCacheSize: values.xattrCacheSize as number,
+      xattrCacheTtlMs: values.xattrCacheTtl as number,
+      cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
+    })
+    const opts = mountOptionsFrom(values, `fsx:${backend.description}`, rootStat.ino !== undefined)
+    mounted = await engine.mount(mountpoint, vfs, opts, {
+      onUnexpected: (op, err) => req.log(`unexpected error in ${op}: ${(err as Error)?.stack ?? String(err)}`)
+    })
+    await writeRecord({
+      pid: process.pid,
+      mountpoint,
+      source: backend.description,
+      preset: req.resolved.preset.name,
+      startedAt: new Date().toISOString(),
+      logFile: req.logFile
+    })
+
+    let resolveDone!: () => void
+    const done = new Promise<void>(resolve => { resolveDone = resolve })
+    let stopping: Promise<void> | undefined
+    const m = mounted
+    const finish = async (): Promise<void> => {
+      clearInterval(watch)
+      await vfs.close().catch(err => req.log(`closing backend: ${(err as Error).message}`))
+      await removeRecord(mountpoint).catch(() => {})
+      resolveDone()
+    }
+    // Notice an unmount done from outside (fusermount -u, fsx unmount) without generating FUSE traffic.
+    const watch = setInterval(() => {
+      if (stopping) return
+      mountAt(mountpoint).then(entry => {
+        if (!entry && !stopping) {
+          req.log(`${mountpoint} was unmounted`)
+          stopping = m.unmount().catch(() => {}).then(finish)
+        }
+      }, () => {})
+    }, 1000)
+    watch.unref()
+
+    return {
+      mountpoint,
+      backend,
+      vfs,
+      done,
+      stop: async (o = {}) => {
+        if (stopping) return await stopping
+        stopping = (async () => {
+          const errors = await vfs.flushAll()
+          if (errors > 0) req.log(`${errors} open file(s) could not be flushed before unmount`)
+          try {
+            await m.unmount()
+          } catch (err) {
+            if ((err as FsxError).code === 'EBUSY' && o.force) {
+              req.log(`${mountpoint} is busy; detaching it lazily`)
+              const { unmountPath } = await import('../fuse/fuse-native.js')
+              await unmountPath(mountpoint, true)
+            } else {
+              stopping = undefined
+              throw err
+            }
+          }
+          await finish()
+        })()
+        return await stopping
+      }
+    }
+  } catch (err) {
+    if (mounted) await mounted.unmount().catch(() => {})
+    await backend.close().catch(() => {})
+    throw err
+  }
+}
