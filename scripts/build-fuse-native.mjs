@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// Rebuild fuse-native's addon from its patched source (patches/fuse-native+2.2.6.patch).
+//
+// Why: fuse-native 2.2.6 ships a prebuild (prebuilds/linux-x64/node.napi.node) compiled from the
+// unpatched C file, whose utimens passes atime twice and folds UTIME_NOW/UTIME_OMIT into ~1073 ms.
+// node-gyp-build loads build/Release/fuse.node in preference to any prebuild, so building it here
+// is enough; the prebuilds stay in place and are simply shadowed.
+//
+// Run as the root "postinstall" after `patch-package` (which applies the patch). Invariants:
+// - Idempotent; skips in a few ms when build/Release/fuse.node is newer than the patched .c and
+//   binding.gyp and loads with the patch marker (fsx_utimens_raw === 1).
+// - Offline: compiles against the local Node headers (<node prefix>/include/node), never downloads.
+// - On failure prints ONE line to stderr (full compiler log saved to a file) and exits 1.
+// - The addon links libfuse.so.2 by soname (via the header/library bundled in
+//   fuse-shared-library-linux), so at run time it uses the system's libfuse2 (Debian: libfuse2 or
+//   libfuse2t64). A missing libfuse.so.2 is reported as a warning, not a failure: it does not stop
+//   the build, only mounting.
+//
+// Env: FSX_SKIP_FUSE_BUILD=1 skips everything (e.g. a CI job that never mounts);
+//      FSX_FUSE_BUILD_VERBOSE=1 streams node-gyp's output.
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+const TAG = 'build-fuse-native'
+const PATCH_MARKER = 'fsx_utimens_raw' // defined by the patch, exported by the patched addon
+const require = createRequire(import.meta.url)
+
+function fail (msg) {
+  console.error(`${TAG}: ${msg}`)
+  process.exit(1)
+}
+
+function mtimeMs (file) {
+  try { return statSync(file).mtimeMs } catch { return -1 }
+}
+
+/** Path of node-gyp's CLI: the one npm ships (npm exports it to scripts), else a local install. */
+function findNodeGyp () {
+  const candidates = []
+  if (process.env.npm_config_node_gyp) candidates.push(process.env.npm_config_node_gyp)
+  if (process.env.npm_execpath) {
+    candidates.push(path.join(path.dirname(process.env.npm_execpath), '../node_modules/node-gyp/bin/node-gyp.js'))
+  }
+  const prefix = path.dirname(path.dirname(process.execPath))
+  candidates.push(path.join(prefix, 'lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js'))
+  try { candidates.push(require.resolve('node-gyp/bin/node-gyp.js')) } catch {}
+  return candidates.find((c) => c.endsWith('.js') && existsSync(c))
+}
+
+/** A directory whose include/node holds headers for this very Node (Debian /usr, tarball prefix). */
+function findNodeDir () {
+  const version = process.versions.node
+  const candidates = [
+    process.env.npm_config_nodedir,
+    path.dirname(path.dirname(process.execPath)),
+    process.config.variables.node_prefix
+  ].filter(Boolean)
+  for (const dir of candidates) {
+    const inc = path.join(dir, 'include/node')
+    if (!existsSync(path.join(inc, 'node_api.h')) || !existsSync(path.join(inc, 'uv.h'))) continue
+    const h = readFileSync(path.join(inc, 'node_version.h'), 'utf8')
+    const v = ['MAJOR', 'MINOR', 'PATCH'].map((p) => h.match(new RegExp(`#define NODE_${p}_VERSION (\\d+)`))?.[1]).join('.')
+    // NB: N-API addons only need a matching major, but an exact match is what node-gyp itself trusts.
+    if (v === version || v.split('.')[0] === version.split('.')[0]) return dir
+  }
+  return undefined
+}
+
+/**
+ * Load the addon the way fuse-native does (node-gyp-build) in a child process, so a stale copy is
+ * never cached in this one, and check it is ours. Returns a warning string, or throws.
+ */
+function checkLoads (pkgDir, built) {
+  const probe = `
+    const ngb = require(require.resolve('node-gyp-build', { paths: [${JSON.stringify(pkgDir)}] }))
+    const picked = ngb.path(${JSON.stringify(pkgDir)})
+    if (picked !== ${JSON.stringify(built)}) throw new Error('node-gyp-build picks ' + picked)
+    if (ngb(${JSON.stringify(pkgDir)}).${PATCH_MARKER} !== 1) throw new Error('no ${PATCH_MARKER} marker (unpatched build)')`
+  const res = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' })
+  if (res.status === 0) return undefined
+  const msg = (res.stderr.split('\n').find((l) => /Error/.test(l)) ?? res.error?.message ?? `exit ${res.status}`).trim()
+  if (/libfuse\.so\.2/.test(msg)) {
+    return 'built, but libfuse.so.2 is not installed (apt-get install libfuse2); mounting will fail until it is'
+  }
+  throw new Error(msg)
+}
+
+function main () {
+  if (process.env.FSX_SKIP_FUSE_BUILD === '1') return console.log(`${TAG}: skipped (FSX_SKIP_FUSE_BUILD=1)`)
+
+  let pkgDir
+  try {
+    pkgDir = path.dirname(require.resolve('fuse-native/package.json'))
+  } catch {
+    fail('fuse-native is not installed (run npm install)')
+  }
+  const source = path.join(pkgDir, 'fuse-native.c')
+  const gyp = path.join(pkgDir, 'binding.gyp')
+  const built = path.join(pkgDir, 'build/Release/fuse.node')
+
+  if (!readFileSync(source, 'utf8').includes(PATCH_MARKER)) {
+    fail(`${source} is not patched (run: npx patch-package)`)
+  }
+
+  const upToDate = mtimeMs(built) > Math.max(mtimeMs(source), mtimeMs(gyp))
+  if (upToDate) {
+    try {
+      const warning = checkLoads(pkgDir, built)
+      if (warning) console.error(`${TAG}: warning: ${warning}`)
+      else console.log(`${TAG}: ${path.relative(process.cwd(), built)} is up to date`)
+      return
+    } catch { /* stale or broken build: fall through and rebuild */ }
+  }
+
+  const nodeGyp = findNodeGyp()
+  if (!nodeGyp) fail('node-gyp not found (it ships with npm; is npm installed next to node?)')
+  const nodeDir = findNodeDir()
+  if (!nodeDir) fail(`no local Node ${process.versions.node} headers (include/node/node_api.h) next to ${process.execPath}`)
+
+  const started = process.hrtime.bigint()
+  const verbose = process.env.FSX_FUSE_BUILD_VERBOSE === '1'
+  const res = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodeDir}`], {
+    cwd: pkgDir,
+    stdio: verbose ? 'inherit' : 'pipe',
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_nodedir: nodeDir }
+  })
+  if (res.error || res.status !== 0) {
+    const log = `${res.stdout ?? ''}${res.stderr ?? ''}`
+    let where = ''
+    if (!verbose) {
+      const file = path.join(mkdtempSync(path.join(tmpdir(), 'fsx-fuse-build-')), 'node-gyp.log')
+      writeFileSync(file, log)
+      where = `; full log: ${file}`
+    }
+    const lines = log.split('\n')
+    const firstError = lines.find((l) => /\berror\b/.test(l) && !/^gyp /.test(l)) ?? // compiler, linker, make
+      lines.find((l) => /^gyp ERR! stack \w*Error/.test(l))?.replace(/^gyp ERR! stack /, '') ?? // e.g. no Python
+      lines.find((l) => /^gyp ERR! \S/.test(l))
+    const why = res.error?.message ?? firstError?.trim() ?? `exit ${res.status}`
+    fail(`node-gyp rebuild of fuse-native failed: ${why}${where}`)
+  }
+
+  try {
+    const warning = checkLoads(pkgDir, built)
+    if (warning) console.error(`${TAG}: warning: ${warning}`)
+  } catch (err) {
+    fail(`built addon does not load: ${err.message.split('\n')[0]}`)
+  }
+  const secs = Number(process.hrtime.bigint() - started) / 1e9
+  console.log(`${TAG}: built ${path.relative(process.cwd(), built)} in ${secs.toFixed(1)}s`)
+}
+
+main()
