@@ -35,7 +35,8 @@ const UTIME_OMIT_LOW = 0xFFFFFFFE
 export function decodeUtime (low: number, high: number): TimeArg {
   if (high === UTIME_HIGH && low === UTIME_NOW_LOW) return 'now'
   if (high === UTIME_HIGH && low === UTIME_OMIT_LOW) return undefined
-  return low + high * 4294967296
+  // Signed: times before 1970 arrive as two's complement.
+  return (high | 0) * 4294967296 + low
 }
 
 /** Builds the `-o` option list for libfuse 2 from our mount settings. Exported for tests. */
@@ -84,16 +85,21 @@ export async function createFuseNativeEngine (): Promise<FuseEngine> {
     })
   }
   let Fuse: FuseStatic
-  let binding: { fuse_native_unmount: (mnt: string, thread: unknown) => void }
+  let binding: { fuse_native_unmount: (mnt: string, thread: unknown) => void, fsx_utimens_raw?: number }
   try {
     Fuse = require('fuse-native')
-    binding = require('node-gyp-build')(path.dirname(require.resolve('fuse-native')))
+    const fuseDir = path.dirname(require.resolve('fuse-native/package.json'))
+    binding = require(require.resolve('node-gyp-build', { paths: [fuseDir] }))(fuseDir)
   } catch (err) {
     const msg = (err as Error).message ?? ''
     if (/libfuse\.so/.test(msg)) {
       throw new FsxError('ENOLIBFUSE', 'libfuse 2 is not installed (libfuse.so.2 not found)', { hint: 'apt-get install libfuse2 fuse3' })
     }
     throw new FsxError('ENOLIBFUSE', `cannot load fuse-native: ${msg.split('\n')[0]}`, { hint: 'reinstall with npm ci (it builds the FUSE binding)' })
+  }
+  if (binding.fsx_utimens_raw !== 1) {
+    // The unpatched prebuild would lose mtime on every utimens; refuse rather than corrupt timestamps.
+    throw new FsxError('ENOLIBFUSE', 'the fuse-native binding is not the patched build', { hint: 'run: npm run postinstall' })
   }
   return new FuseNativeEngine(Fuse, binding)
 }
@@ -128,6 +134,8 @@ class FuseNativeEngine implements FuseEngine {
       fuse.mount(err => {
         if (!err) return resolve()
         const msg = err.message
+        // NB: fuse-native leaves the kernel mount behind when fuse_new fails after fuse_mount: detach it.
+        unmountPath(mountpoint, true).catch(() => {})
         if (/in use/i.test(msg)) reject(new FsxError('EMOUNTED', `${mountpoint} is already a mountpoint`, { hint: `unmount it first: fsx unmount ${mountpoint}` }))
         else reject(new FsxError('EIO', `mount failed: ${msg}`, { cause: err }))
       })
