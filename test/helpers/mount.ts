@@ -1,0 +1,131 @@
+/**
+ * End-to-end helpers: real fsx mounts run as child processes (the test process never serves FUSE, so it may touch
+ * the mount freely with async APIs), commands run as children, and every mount is torn down with a timeout even
+ * when the test fails: SIGTERM to the mount process, then `fusermount -u`, then `umount -l`.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const BIN = path.join(ROOT, 'bin', 'run.js')
+
+interface TapLike {
+  teardown (fn: () => unknown): void
+  fail (msg: string): unknown
+  skip? (msg?: string): unknown
+  plan? (n: number, comment?: string): unknown
+}
+
+/**
+ * True when real FUSE mounts can run here. Without /dev/fuse the test is skipped with the reason, except in CI
+ * (CI=true), where it is a failure.
+ */
+export function fuseAvailable (t: TapLike): boolean {
+  if (existsSync('/dev/fuse')) return true
+  if (process.env.CI === 'true') t.fail('/dev/fuse is missing: FUSE end-to-end tests cannot run in CI')
+  else t.plan?.(0, 'skipped: /dev/fuse is missing (load the fuse module or give the container --device /dev/fuse)')
+  return false
+}
+
+export async function tempDir (prefix = 'fsx-e2e-'): Promise<string> {
+  return await mkdtemp(path.join(os.tmpdir(), prefix))
+}
+
+export interface Result { code: number | null, stdout: string, stderr: string }
+
+/** Runs a command as a child process; never throws for a non-zero exit. */
+export function run (cmd: string, args: string[], opts: { env?: Record<string, string | undefined>, cwd?: string, timeoutMs?: number, input?: string } = {}): Promise<Result> {
+  return new Promise(resolve => {
+    const child = execFile(cmd, args, {
+      env: { ...process.env, ...opts.env },
+      cwd: opts.cwd,
+      timeout: opts.timeoutMs ?? 60_000,
+      maxBuffer: 64 * 1024 * 1024
+    }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) })
+    })
+    if (opts.input !== undefined) child.stdin?.end(opts.input)
+  })
+}
+
+/** Runs the fsx CLI. */
+export async function fsx (args: string[], opts: { env?: Record<string, string | undefined>, cwd?: string, timeoutMs?: number } = {}): Promise<Result> {
+  return await run(process.execPath, [BIN, ...args], opts)
+}
+
+/** Runs a bash script (set -euo pipefail) in `cwd`. */
+export async function sh (script: string, cwd?: string, env?: Record<string, string>): Promise<Result> {
+  return await run('bash', ['-c', `set -euo pipefail\n${script}`], { cwd, env, timeoutMs: 120_000 })
+}
+
+export async function isMounted (mountpoint: string): Promise<boolean> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8')
+  return text.split('\n').some(l => l.split(' ')[4] === mountpoint)
+}
+
+/** Makes sure nothing stays mounted at `mountpoint`: fusermount -u, then umount -l. */
+export async function forceUnmount (mountpoint: string): Promise<void> {
+  if (!await isMounted(mountpoint)) return
+  await run('fusermount', ['-u', mountpoint], { timeoutMs: 10_000 })
+  if (await isMounted(mountpoint)) await run('umount', ['-l', mountpoint], { timeoutMs: 10_000 })
+}
+
+export interface Mount {
+  mountpoint: string
+  source: string
+  child: ChildProcess
+  /** Everything the mount process wrote to stderr so far. */
+  log (): string
+  /** SIGTERM and wait for exit (then force); resolves with the exit code. */
+  stop (): Promise<number | null>
+}
+
+async function waitFor (cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await cond()) return
+    await new Promise(r => setTimeout(r, 50))
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+}
+
+/** Starts `fsx mount SOURCE MOUNTPOINT [args]` in the foreground as a child; resolves once the kernel shows it. */
+export async function mountFsx (t: TapLike, source: string, args: string[] = [], opts: { env?: Record<string, string>, mountpoint?: string } = {}): Promise<Mount> {
+  const mountpoint = opts.mountpoint ?? await tempDir('fsx-mnt-')
+  let stderr = ''
+  const child = spawn(process.execPath, [BIN, 'mount', source, mountpoint, ...args], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  child.stdout?.on('data', d => { stderr += String(d) })
+  child.stderr?.on('data', d => { stderr += String(d) })
+  let exited = false
+  let exitCode: number | null = null
+  const exitP = new Promise<number | null>(resolve => child.on('exit', code => { exited = true; exitCode = code; resolve(code) }))
+
+  const stop = async (): Promise<number | null> => {
+    if (!exited) {
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      await exitP
+      clearTimeout(timer)
+    }
+    await forceUnmount(mountpoint)
+    return exitCode
+  }
+  t.teardown(stop)
+  try {
+    // Ready when the mount process says so (a stale mount may already show in mountinfo) and the kernel shows it.
+    await waitFor(async () => exited || (/ mounted .* on /.test(stderr) && await isMounted(mountpoint)), 30_000, `fsx to mount ${mountpoint}`)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  if (exited) throw new Error(`fsx mount exited with ${String(exitCode)}: ${stderr.trim()}`)
+  return { mountpoint, source, child, log: () => stderr, stop }
+}
