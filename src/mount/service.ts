@@ -91,6 +91,8 @@ export function mountOptionsFrom (values: Record<string, unknown>, fsname: strin
 export async function startMount (req: MountRequest): Promise<RunningMount> {
   const mountpoint = path.resolve(req.mountpoint)
   const values = settingValues(req.resolved)
+  // The kernel already applied the application's umask to create/mkdir modes; ours must not mask them again.
+  process.umask(0)
   await preflightMountpoint(mountpoint, req.log)
   // FUSE availability is checked before any backend connection is made.
   const engine = await loadEngine(req.engine)
