@@ -6,7 +6,7 @@
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
-import type { Backend } from '../backend/types.js'
+import type { Backend, WriteAttrs } from '../backend/types.js'
 
 /** Chunk size for filling a staging file from the backend: large enough to amortise a request round trip. */
 const FILL_CHUNK = 8 * 1024 * 1024
@@ -60,11 +60,11 @@ export class StagingFile {
   }
 
   /** Uploads the whole staged content if it changed since the last upload. */
-  async upload (backend: Backend, objectPath: string, attrs: { mode?: number }): Promise<void> {
+  async upload (backend: Backend, objectPath: string, attrs: WriteAttrs): Promise<void> {
     if (!this.dirty) return
     await this.fh.datasync()
     // NB: clear `dirty` only after the backend acknowledged, so a failed upload is retried at the next flush.
-    await backend.write(objectPath, { file: this.file, size: this.size }, attrs)
+    await backend.write(objectPath, { file: this.file, size: this.size }, { ...attrs, mtimeMs: attrs.mtimeMs ?? Date.now() })
     this.dirty = false
   }
 

@@ -167,7 +167,7 @@ export class Vfs {
       const staging = node.staging
       node.staging = undefined
       try {
-        await staging.upload(this.backend, node.path, { mode: node.mode })
+        await staging.upload(this.backend, node.path, { mode: node.mode, uid: this.uid, gid: this.gid })
       } finally {
         await staging.discard()
       }
@@ -260,7 +260,7 @@ export class Vfs {
       }
       return
     }
-    if (h.node?.staging?.dirty) await h.node.staging.upload(this.backend, h.node.path, { mode: h.node.mode })
+    if (h.node?.staging?.dirty) await h.node.staging.upload(this.backend, h.node.path, { mode: h.node.mode, uid: this.uid, gid: this.gid })
   }
 
   async release (_p: string, fh: number): Promise<void> {
@@ -293,7 +293,7 @@ export class Vfs {
     const staging = await StagingFile.create(this.stagingDir(), this.backend, p, size === 0, st.size)
     try {
       await staging.truncate(size)
-      await staging.upload(this.backend, p, { mode: st.mode })
+      await staging.upload(this.backend, p, { mode: st.mode, uid: st.uid, gid: st.gid })
     } finally {
       await staging.discard()
     }
@@ -327,7 +327,7 @@ export class Vfs {
     // Upload staged content first so the object that moves is the one the application wrote.
     for (const node of this.nodes.values()) {
       if ((node.path === from || node.path.startsWith(from + '/')) && node.staging?.dirty) {
-        await node.staging.upload(this.backend, node.path, { mode: node.mode })
+        await node.staging.upload(this.backend, node.path, { mode: node.mode, uid: this.uid, gid: this.gid })
       }
     }
     await this.backend.rename(from, to)

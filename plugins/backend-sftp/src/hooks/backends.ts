@@ -1,0 +1,2 @@
+// Scaffold: registers nothing until the backend definition exists.
+export default async function (): Promise<void> {}
