@@ -3,7 +3,7 @@
 import t from 'tap'
 import path from 'node:path'
 import { writeFile, readFile, mkdir } from 'node:fs/promises'
-import { fuseAvailable, fsx, isMounted, mountFsx, forceUnmount, run, tempDir, type Result } from '../helpers/mount.js'
+import { BIN, fuseAvailable, fsx, isMounted, mountFsx, forceUnmount, run, tempDir, type Result } from '../helpers/mount.js'
 
 /** One line on stderr, no stack frames, the expected exit code. */
 function oneLineError (t: Tap.Test, r: Result, code: number, pattern: RegExp): void {
@@ -58,6 +58,25 @@ t.test('fsx presets lists every preset with its description', async t => {
   t.equal(r.code, 0, r.stderr)
   const names = JSON.parse(r.stdout).presets.map((p: { name: string }) => p.name)
   t.same(names, ['balanced', 'high-performance', 'safe'])
+})
+
+t.test('no /dev/fuse and no libfuse2 are each one line naming the fix', async t => {
+  // A private mount namespace hides them from this one command only: a tmpfs over /dev, or /dev/null over libfuse.
+  const have = await run('unshare', ['--mount', '--propagation', 'private', 'true'])
+  if (have.code !== 0) {
+    if (process.env.CI === 'true') t.fail(`unshare is needed for this test: ${have.stderr}`)
+    return
+  }
+  const data = await tempDir()
+  const mnt = await tempDir()
+  const cmd = `exec ${process.execPath} ${JSON.stringify(BIN)} mount ${data} ${mnt}`
+  const noDev = await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', `mount -t tmpfs tmpfs /dev && touch /dev/null && ${cmd}`])
+  oneLineError(t, noDev, 4, /\/dev\/fuse does not exist.*modprobe fuse/)
+  const lib = (await run('bash', ['-c', 'readlink -f "$(ldconfig -p | awk \'/libfuse\\.so\\.2 /{print $NF; exit}\')"'])).stdout.trim()
+  t.ok(lib, 'libfuse.so.2 is installed here')
+  const noLib = await run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', `mount --bind /dev/null ${lib} && ${cmd}`])
+  oneLineError(t, noLib, 4, /libfuse 2 is not installed.*apt-get install libfuse2/)
+  t.notOk(await isMounted(mnt))
 })
 
 if (fuseAvailable(t)) {
