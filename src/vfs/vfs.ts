@@ -33,6 +33,24 @@ export interface VfsOptions {
   now?: () => number
 }
 
+/** Counters of one cache layer, read by `fsx stats`. */
+export interface CacheStats {
+  hits: number
+  misses: number
+  evictions: number
+  entries: number
+  bytes?: number
+}
+
+/** Everything the VFS counts; `fsx stats` shows it. Layers that do not exist yet are absent. */
+export interface VfsStats {
+  caches: Record<string, CacheStats>
+  openFiles: number
+  readahead?: { triggered: number, bytesUsed: number, bytesWasted: number }
+  writeback?: { dirtyBytes: number, queued: number, inFlight: number, flushed: number, errors: number }
+  memory?: { usedBytes: number, budgetBytes: number }
+}
+
 /** `utimens` time argument: ms since epoch, 'now' (UTIME_NOW) or undefined (UTIME_OMIT). */
 export type TimeArg = number | 'now' | undefined
 
@@ -430,6 +448,11 @@ export class Vfs {
     if (!this.backend.removexattr) throw new FsxError('ENOTSUP', 'cannot remove extended attributes here', { path: p, op: 'removexattr' })
     this.xattrs.invalidate(p)
     await this.backend.removexattr(p, name)
+  }
+
+  /** Live counters for `fsx stats`. */
+  stats (): VfsStats {
+    return { caches: { xattr: this.xattrs.counters() }, openFiles: this.handles.size }
   }
 
   /** Releases all handles and the backend. */
