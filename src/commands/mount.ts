@@ -36,6 +36,7 @@ export default class Mount extends FsxCommand {
     preset: Flags.string({ char: 'p', summary: 'Preset name (balanced, high-performance, safe) or path to a preset JSON file. [env: FSX_PRESET]' }),
     config: Flags.string({ summary: 'Config file (default: $XDG_CONFIG_HOME/fsx/config.json). [env: FSX_CONFIG]' }),
     daemon: Flags.boolean({ char: 'd', summary: 'Run in the background; exit 0 once the mount answers, non-zero with the reason otherwise.' }),
+    'metrics-addr': Flags.string({ summary: 'Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1). [env: FSX_METRICS_ADDR]', env: 'FSX_METRICS_ADDR' }),
     'log-file': Flags.string({ summary: 'Where a daemon writes its log (default: $XDG_STATE_HOME/fsx/logs/<id>.log).' }),
     ...settingFlags()
   }
@@ -57,7 +58,7 @@ export default class Mount extends FsxCommand {
     if (flags.daemon) return await this.daemonize(mountpoint, args.source, flags['log-file'])
 
     const log = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
-    const running = await startMount({ source, mountpoint, resolved, registry, log, logFile: flags['log-file'] })
+    const running = await startMount({ source, mountpoint, resolved, registry, log, logFile: flags['log-file'], metricsAddr: flags['metrics-addr'] })
     log(`mounted ${running.backend.description} on ${mountpoint} (preset ${resolved.preset.name}, pid ${process.pid})`)
     if (process.send) {
       process.send({ type: 'ready' })

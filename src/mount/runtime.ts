@@ -84,7 +84,11 @@ export async function listRecords (): Promise<MountRecord[]> {
     try {
       const rec = JSON.parse(await readFile(file, 'utf8')) as MountRecord
       if (pidAlive(rec.pid)) out.push(rec)
-      else await rm(file, { force: true })
+      else {
+        // A dead mount process: its record and control socket are stale.
+        await rm(file, { force: true })
+        await rm(file.replace(/\.json$/, '.sock'), { force: true })
+      }
     } catch { /* unreadable: skip */ }
   }
   return out

@@ -14,6 +14,10 @@ import { loadEngine, type MountOptions, type MountedFs } from '../fuse/engine.js
 import { Vfs } from '../vfs/vfs.js'
 import { mountAt } from './mountinfo.js'
 import { defaultCacheDir, removeRecord, writeRecord } from './runtime.js'
+import { MountMetrics } from '../control/metrics.js'
+import { ControlServer } from '../control/server.js'
+import { socketPath } from '../control/protocol.js'
+import { serveMetrics } from '../control/prometheus.js'
 
 export interface MountRequest {
   source: SourceUrl
@@ -23,12 +27,17 @@ export interface MountRequest {
   log: (line: string) => void
   engine?: string
   logFile?: string
+  /** HOST:PORT for the Prometheus endpoint, if wanted. */
+  metricsAddr?: string
 }
 
 export interface RunningMount {
   mountpoint: string
   backend: Backend
   vfs: Vfs
+  metrics: MountMetrics
+  /** URL of the Prometheus endpoint, when one is served. */
+  metricsUrl?: string
   /** Flushes open files, unmounts (lazily if busy and `force`), releases the backend. */
   stop (opts?: { force?: boolean }): Promise<void>
   /** Resolves when the mount is gone (stopped here, or unmounted from outside). */
@@ -110,9 +119,18 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })
     const opts = mountOptionsFrom(values, `fsx:${backend.description}`, rootStat.ino !== undefined)
+    const metrics = new MountMetrics({ mountpoint, source: backend.description, preset: req.resolved.preset.name }, vfs, backend)
     mounted = await engine.mount(mountpoint, vfs, opts, {
+      onOp: (op, ms, errno) => metrics.record(op, ms, errno),
       onUnexpected: (op, err) => req.log(`unexpected error in ${op}: ${(err as Error)?.stack ?? String(err)}`)
     })
+    const control = new ControlServer(socketPath(mountpoint), {
+      ping: async () => ({ pid: process.pid }),
+      stats: async () => ({ mount: metrics.snapshot() })
+    })
+    await control.start()
+    const prom = req.metricsAddr ? await serveMetrics(req.metricsAddr, metrics) : undefined
+    if (prom) req.log(`metrics at ${prom.url}`)
     await writeRecord({
       pid: process.pid,
       mountpoint,
@@ -128,6 +146,8 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
     const m = mounted
     const finish = async (): Promise<void> => {
       clearInterval(watch)
+      await control.stop().catch(() => {})
+      await prom?.close().catch(() => {})
       await vfs.close().catch(err => req.log(`closing backend: ${(err as Error).message}`))
       await removeRecord(mountpoint).catch(() => {})
       resolveDone()
@@ -148,6 +168,8 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       mountpoint,
       backend,
       vfs,
+      metrics,
+      metricsUrl: prom?.url,
       done,
       stop: async (o = {}) => {
         if (stopping) return await stopping
