@@ -53,6 +53,20 @@ t.test('fsx tune --json reports values in base units with their sources', async 
   }
 })
 
+t.test('fsx tune --explain explains a setting with its per-preset values and current source', async t => {
+  const dir = await tempDir()
+  const r = await fsx(['tune', '--explain', 'attrTtl'], { env: { XDG_CONFIG_HOME: dir } })
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /attrTtl\s+--attr-ttl · FSX_ATTR_TTL/)
+  t.match(r.stdout, /preset balanced: 5s/)
+  t.match(r.stdout, /preset high-performance: 10s/)
+  t.match(r.stdout, /now: 5s from preset \(balanced\)/)
+  const j = JSON.parse((await fsx(['tune', '--explain', 'FSX_ATTR_TTL', '--json'], { env: { XDG_CONFIG_HOME: dir, FSX_ATTR_TTL: '3' } })).stdout)
+  t.same(j.current, { value: 3000, source: 'env', preset: 'balanced' })
+  t.same(j.presets, { balanced: 5000, 'high-performance': 10000, safe: 1000 })
+  oneLineError(t, await fsx(['tune', '--explain', 'speed'], { env: { XDG_CONFIG_HOME: dir } }), 2, /no setting "speed"/)
+})
+
 t.test('fsx presets lists every preset with its description', async t => {
   const r = await fsx(['presets', '--json'])
   t.equal(r.code, 0, r.stderr)
