@@ -1,4 +1,5 @@
-import { Flags } from '@oclif/core'
+import { Args, Flags } from '@oclif/core'
+import path from 'node:path'
 import chalk from 'chalk'
 import { FsxCommand } from '../cli/base.js'
 import { extractPluginFlags, settingFlags, settingsFromFlags } from '../cli/setting-flags.js'
@@ -6,12 +7,26 @@ import { envName, flagName, formatOptionValue } from '../config/options.js'
 import { resolveSettings, type ResolvedSettings } from '../config/resolve.js'
 import { builtinPresetNames, loadPreset } from '../config/presets.js'
 import { FsxError } from '../errors.js'
+import { parseSource } from '../backend/source.js'
+import { settingValues } from '../config/resolve.js'
+import { ask } from '../control/client.js'
+import { adviseFromStats, recommendFromProbe } from '../control/advise.js'
+import type { MountSnapshot } from '../control/metrics.js'
+import { probeBackend } from '../control/probe.js'
+import { formatSize } from '../config/units.js'
 
 export default class Tune extends FsxCommand {
   static summary = 'Show the resolved settings and where each value came from.'
   static description = 'Precedence, lowest to highest: default < preset < config file < environment (FSX_*) < flag.'
+  static args = {
+    mountpoint: Args.string({ description: 'a running mount: recommend changes from its live figures' })
+  }
+
   static examples = [
     '<%= config.bin %> tune',
+    '<%= config.bin %> tune --explain attrTtl',
+    '<%= config.bin %> tune --probe sftp://me@host/data',
+    '<%= config.bin %> tune ./mnt',
     '<%= config.bin %> tune --preset high-performance --json',
     'FSX_ATTR_TTL=7 <%= config.bin %> tune --json'
   ]
@@ -20,6 +35,7 @@ export default class Tune extends FsxCommand {
     preset: Flags.string({ char: 'p', summary: 'Preset name or preset JSON file. [env: FSX_PRESET]' }),
     config: Flags.string({ summary: 'Config file (default: $XDG_CONFIG_HOME/fsx/config.json). [env: FSX_CONFIG]' }),
     json: Flags.boolean({ summary: 'Print {"preset", "settings": {KEY: {"value", "source"}}}; durations in ms, sizes in bytes.' }),
+    probe: Flags.string({ summary: 'Measure a backend (round trip, listing, ranged reads) and recommend a preset and settings.', helpValue: 'SOURCE' }),
     explain: Flags.string({ summary: 'Explain one setting: what it does, its value in each preset, where the current value came from.', helpValue: 'KEY' }),
     ...settingFlags()
   }
@@ -27,7 +43,7 @@ export default class Tune extends FsxCommand {
   async run (): Promise<void> {
     const registry = await this.backends()
     const { argv, values: pluginValues } = extractPluginFlags(this.argv, registry.options())
-    const { flags } = await this.parse(Tune, argv)
+    const { args, flags } = await this.parse(Tune, argv)
     const r = await resolveSettings({
       preset: flags.preset,
       config: flags.config,
@@ -35,6 +51,8 @@ export default class Tune extends FsxCommand {
       extraOptions: registry.options()
     })
     if (flags.explain) return await this.explain(r, flags.explain, flags.json)
+    if (flags.probe) return await this.probe(r, flags.probe, flags.json)
+    if (args.mountpoint) return await this.advise(args.mountpoint, flags.json)
     if (flags.json) {
       const settings: Record<string, { value: unknown, source: string }> = {}
       for (const spec of r.specs) {
@@ -84,5 +102,47 @@ export default class Tune extends FsxCommand {
     this.log(`  default: ${formatOptionValue(spec, spec.default)}`)
     for (const [name, v] of Object.entries(presets)) this.log(`  preset ${name}: ${formatOptionValue(spec, v)}`)
     this.log(`  now: ${chalk.bold(formatOptionValue(spec, cur.value))} from ${cur.source}${cur.source === 'preset' ? ` (${r.preset.name})` : ''}`)
+  }
+
+  private async probe (r: ResolvedSettings, sourceText: string, json: boolean): Promise<void> {
+    const registry = await this.backends()
+    const source = parseSource(sourceText)
+    const backend = await registry.create(source, settingValues(r))
+    let result
+    try {
+      result = await probeBackend(backend)
+    } finally {
+      await backend.close().catch(() => {})
+    }
+    const rec = recommendFromProbe(result)
+    const exports = [`export FSX_PRESET=${rec.preset}`, ...Object.entries(rec.settings).map(([k, v]) => `export ${envName(k)}=${v}`)]
+    if (json) {
+      this.log(JSON.stringify({ source: backend.description, probe: result, recommendation: rec, exports }, null, 2))
+      return
+    }
+    this.log(`${chalk.bold('probe')} ${backend.description}`)
+    this.log(`  metadata round trip ${result.rttMs.toFixed(2)} ms · root listing ${result.listMs.toFixed(2)} ms` +
+      (result.readBps !== undefined ? ` · ranged reads ${(result.readBps / 1048576).toFixed(1)} MiB/s over ${formatSize(result.readBytes ?? 0)}` : ' · no file large enough to measure reads'))
+    this.log(`${chalk.bold('recommended')} preset ${chalk.cyan(rec.preset)}${Object.keys(rec.settings).length ? ' with ' + Object.entries(rec.settings).map(([k, v]) => `${k}=${v}`).join(', ') : ''}`)
+    for (const reason of rec.reasons) this.log(chalk.dim(`  - ${reason}`))
+    this.log('')
+    for (const e of exports) this.log(e)
+  }
+
+  private async advise (mountpoint: string, json: boolean): Promise<void> {
+    const mp = path.resolve(mountpoint)
+    const snap = (await ask(mp, { cmd: 'stats' })).mount as MountSnapshot
+    const cur = (await ask(mp, { cmd: 'settings' })).settings as Record<string, unknown>
+    const advice = adviseFromStats(snap, cur)
+    if (json) {
+      this.log(JSON.stringify({ mountpoint: mp, preset: snap.preset, advice: advice.map(a => ({ ...a, env: envName(a.key) })) }, null, 2))
+      return
+    }
+    if (advice.length === 0) {
+      this.log(`${mp}: nothing to change from what the live figures show (preset ${snap.preset}).`)
+      return
+    }
+    this.log(`${chalk.bold(mp)} ${chalk.dim(`(preset ${snap.preset})`)}: remount with`)
+    for (const a of advice) this.log(`  ${chalk.cyan(`export ${envName(a.key)}=${a.value}`)}  ${chalk.dim(`# ${a.reason}`)}`)
   }
 }

@@ -132,7 +132,11 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
     })
     const control = new ControlServer(socketPath(mountpoint), {
       ping: async () => ({ pid: process.pid }),
-      stats: async () => ({ mount: metrics.snapshot() })
+      stats: async () => ({ mount: metrics.snapshot() }),
+      settings: async () => ({
+        preset: req.resolved.preset.name,
+        settings: Object.fromEntries(req.resolved.specs.map(spec => [spec.key, spec.secret && values[spec.key] !== undefined ? '(set)' : values[spec.key] ?? null]))
+      })
     })
     await control.start()
     const prom = req.metricsAddr ? await serveMetrics(req.metricsAddr, metrics) : undefined

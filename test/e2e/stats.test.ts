@@ -69,6 +69,26 @@ if (fuseAvailable(t)) {
     t.ok(x1.hitRate > 0 && x1.hitRate <= 1)
   })
 
+  t.test('fsx tune MOUNTPOINT advises from live figures; fsx tune --probe measures a backend', async t => {
+    const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
+    const data = await tempDir('fsx-data-')
+    await writeFile(path.join(data, 'f'), 'x')
+    const m = await mountFsx(t, data, ['--preset', 'safe', '--attr-ttl', '0', '--entry-ttl', '0'], { env })
+    const r = await run('bash', ['-c', 'for i in $(seq 300); do stat f > /dev/null; done'], { cwd: m.mountpoint })
+    t.equal(r.code, 0, r.stderr)
+    const advice = await fsx(['tune', m.mountpoint, '--json'], { env })
+    t.equal(advice.code, 0, advice.stderr)
+    const j = JSON.parse(advice.stdout)
+    t.equal(j.preset, 'safe')
+    t.ok(j.advice.some((a: { key: string, env: string }) => a.key === 'attrTtl' && a.env === 'FSX_ATTR_TTL'), JSON.stringify(j.advice))
+    const probe = await fsx(['tune', '--probe', data, '--json'], { env })
+    t.equal(probe.code, 0, probe.stderr)
+    const p = JSON.parse(probe.stdout)
+    t.ok(p.probe.rttMs > 0 && p.probe.listMs > 0)
+    t.equal(p.recommendation.preset, 'balanced', 'a local directory probes as local-disk fast')
+    t.match(p.exports.join('\n'), /export FSX_PRESET=balanced/)
+  })
+
   t.test('a dead mount process is reported and its stale socket cleaned', async t => {
     const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
     const m = await mountFsx(t, await tempDir('fsx-data-'), [], { env })
