@@ -85,37 +85,6 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
     help: 'How long a cached extended attribute (or its absence) is trusted.'
   },
   {
-    key: 'attrCacheSize', kind: 'count', default: 10_000, scope: 'vfs',
-    help: 'Paths whose attributes fsx caches in user space, under the kernel\'s own cache (0 disables it).',
-    details: 'Saves a backend round trip when the kernel asks again: `ls -l` after a listing, a lookup after attrTtl. ' +
-      'Off with consistency=strong. Every change made through this mount updates it at once.'
-  },
-  {
-    key: 'attrCacheTtl', kind: 'duration', default: 1000, scope: 'vfs',
-    help: 'How long a cached attribute is trusted in user space.',
-    details: 'A change made outside this mount shows up at most attrTtl + attrCacheTtl late. ' +
-      'With consistency=session a file\'s attributes are revalidated at every open anyway (close-to-open).'
-  },
-  {
-    key: 'dirCacheSize', kind: 'count', default: 1000, scope: 'vfs',
-    help: 'Directories whose listings fsx caches in user space (0 disables it).',
-    details: 'A listing also fills the attribute cache with the attributes it carries. Off with consistency=strong.'
-  },
-  {
-    key: 'dirCacheTtl', kind: 'duration', default: 1000, scope: 'vfs',
-    help: 'How long a cached directory listing is trusted; names added or removed outside this mount show up at most this late in listings.'
-  },
-  {
-    key: 'negativeCacheSize', kind: 'count', default: 10_000, scope: 'vfs',
-    help: 'Paths whose "no such file" answer fsx caches in user space (0 disables it).'
-  },
-  {
-    key: 'negativeCacheTtl', kind: 'duration', default: 0, scope: 'vfs',
-    help: 'How long a cached "no such file" answer is trusted in user space (0 disables it).',
-    details: 'A file created outside this mount under a name looked up in vain shows up at most negativeTtl + ' +
-      'negativeCacheTtl late. Files created through this mount are seen at once.'
-  },
-  {
     key: 'opTimeout', kind: 'duration', default: 120_000, scope: 'fuse',
     help: 'Deadline for one filesystem operation; past it the application gets ETIMEDOUT instead of waiting forever.',
     details: 'fuse-native answers ETIMEDOUT after 15s by default, which cuts off slow but healthy uploads. fsx sets it ' +

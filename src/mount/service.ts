@@ -116,12 +116,6 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       consistency: values.consistency as 'strong' | 'session' | 'eventual',
       xattrCacheSize: values.xattrCacheSize as number,
       xattrCacheTtlMs: values.xattrCacheTtl as number,
-      attrCacheSize: values.attrCacheSize as number,
-      attrCacheTtlMs: values.attrCacheTtl as number,
-      dirCacheSize: values.dirCacheSize as number,
-      dirCacheTtlMs: values.dirCacheTtl as number,
-      negativeCacheSize: values.negativeCacheSize as number,
-      negativeCacheTtlMs: values.negativeCacheTtl as number,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })
     const opts = mountOptionsFrom(values, `fsx:${backend.description}`, rootStat.ino !== undefined)

@@ -9,12 +9,7 @@
  *   whole object while any handle writes it; it is uploaded on flush/fsync (write-through) and on release.
  * - An acknowledged fsync/close means the data reached the backend (write-through), or, with `writeback`, that
  *   close returned before the backend made it durable; fsync always waits for durability.
- * - Mutations invalidate the metadata caches (attributes, listings, negative answers: meta-cache.ts) and the xattr
- *   cache for exactly the paths they touch, after the backend call settles and before they resolve; a rename or rmdir
- *   of a directory invalidates everything below it, and a change of a directory's entries its listing.
- * - Consistency: `strong` turns the user-space metadata caches off (every lookup and open asks the backend);
- *   `session` (close-to-open) serves lookups from them for their TTL but revalidates a file's attributes at every
- *   open; `eventual` serves lookups and opens from them until their TTL passes or `invalidate` is called.
+ * - Mutations invalidate the xattr cache for the paths they touch before they resolve.
  * - rename re-keys open handles and open nodes, so a file renamed while open keeps working.
  */
 import path from 'node:path'
@@ -23,7 +18,6 @@ import type { Backend, BackendFileHandle, OpenFlags, Stat, StatFs } from '../bac
 import { FsxError } from '../errors.js'
 import { StagingFile } from './staging.js'
 import { XattrCache } from './xattr-cache.js'
-import { MetaCache, parentOf } from './meta-cache.js'
 
 /** Settings the VFS reads, in base units. */
 export interface VfsOptions {
@@ -31,15 +25,6 @@ export interface VfsOptions {
   consistency: 'strong' | 'session' | 'eventual'
   xattrCacheSize: number
   xattrCacheTtlMs: number
-  /** User-space attribute cache: entries (0: off) and TTL in ms. Off with consistency=strong. Default off. */
-  attrCacheSize?: number
-  attrCacheTtlMs?: number
-  /** User-space directory-listing cache: directories (0: off) and TTL in ms. Off with consistency=strong. */
-  dirCacheSize?: number
-  dirCacheTtlMs?: number
-  /** User-space "no such file" cache: paths (0: off) and TTL in ms. Off with consistency=strong. */
-  negativeCacheSize?: number
-  negativeCacheTtlMs?: number
   /** Where staging files live. */
   cacheDir: string
   /** uid/gid reported for nodes when the backend has none (defaults: the mounting process). */
@@ -107,7 +92,6 @@ const SYSTEM_XATTR = /^system\./
 
 export class Vfs {
   readonly xattrs: XattrCache
-  readonly meta: MetaCache
   private readonly handles = new Map<number, Handle>()
   private readonly nodes = new Map<string, OpenNode>()
   private nextFh = 1
@@ -118,16 +102,6 @@ export class Vfs {
     this.xattrs = new XattrCache({
       max: opts.consistency === 'strong' ? 0 : opts.xattrCacheSize,
       ttlMs: opts.xattrCacheTtlMs,
-      now: opts.now
-    })
-    const strong = opts.consistency === 'strong'
-    this.meta = new MetaCache({
-      attrSize: strong ? 0 : opts.attrCacheSize ?? 0,
-      attrTtlMs: opts.attrCacheTtlMs ?? 0,
-      dirSize: strong ? 0 : opts.dirCacheSize ?? 0,
-      dirTtlMs: opts.dirCacheTtlMs ?? 0,
-      negativeSize: strong ? 0 : opts.negativeCacheSize ?? 0,
-      negativeTtlMs: opts.negativeCacheTtlMs ?? 0,
       now: opts.now
     })
     this.uid = opts.uid ?? (process.getuid?.() ?? 0)
@@ -147,57 +121,14 @@ export class Vfs {
     const node = this.nodes.get(p)
     if (node?.staging) {
       // The object on the backend is stale while a staged copy is open: report the staged size.
-      const st = await this.statCached(p).catch(() => undefined)
+      const st = await this.backend.stat(p).catch(() => undefined)
       const now = Date.now()
       return {
         kind: 'file', size: node.staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
         nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: node.staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino
       }
     }
-    return await this.statCached(p)
-  }
-
-  /** Backend attributes of `p` through the metadata caches. */
-  private async statCached (p: string): Promise<Stat> {
-    return await this.meta.stat(p, async () => await this.backend.stat(p), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
-  }
-
-  /**
-   * Attributes for an open: fresh from the backend (and cached) under strong and session consistency, so an open
-   * sees every change closed before it (close-to-open); from the cache while fresh under eventual.
-   */
-  private async statForOpen (p: string): Promise<Stat> {
-    if (this.opts.consistency === 'eventual') return await this.statCached(p)
-    this.meta.invalidate(p)
-    const ticket = this.meta.begin()
-    try {
-      const st = await this.backend.stat(p)
-      this.meta.putAttr(p, st, ticket)
-      return st
-    } finally {
-      this.meta.end(ticket)
-    }
-  }
-
-  /** Metadata (and xattrs) of `p` changed: forget them. */
-  private changed (p: string): void {
-    this.meta.invalidate(p)
-  }
-
-  /** A name appeared in or vanished from its directory: forget `p` and its parent's listing and attributes. */
-  private entryChanged (p: string, tree = false): void {
-    if (tree) this.meta.invalidateTree(p)
-    else this.meta.invalidate(p)
-    this.meta.invalidate(parentOf(p))
-  }
-
-  /** Runs a mutation and invalidates what it touched once it settled, failed or not (a failure may be partial). */
-  private async mutate<T> (run: () => Promise<T>, after: () => void): Promise<T> {
-    try {
-      return await run()
-    } finally {
-      after()
-    }
+    return await this.backend.stat(p)
   }
 
   async fgetattr (p: string, fh: number): Promise<Stat> {
@@ -210,7 +141,7 @@ export class Vfs {
   }
 
   async readdir (p: string): Promise<{ names: string[], stats: Array<Stat | undefined> }> {
-    const entries = await this.meta.list(p, async () => await this.backend.list(p))
+    const entries = await this.backend.list(p)
     return { names: entries.map(e => e.name), stats: entries.map(e => e.stat) }
   }
 
@@ -254,7 +185,7 @@ export class Vfs {
       const staging = node.staging
       node.staging = undefined
       try {
-        await this.upload(node, staging)
+        await staging.upload(this.backend, node.path, { mode: node.mode, uid: this.uid, gid: this.gid })
       } finally {
         await staging.discard()
       }
@@ -264,13 +195,10 @@ export class Vfs {
   async open (p: string, flagsInt: number): Promise<number> {
     const flags = decodeFlags(flagsInt)
     if (this.caps.randomWrite && this.backend.open) {
-      // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
-      if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
-      const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666),
-        () => { if (flags.truncate || flags.create) this.entryChanged(p) })
+      const bh = await this.backend.open(p, { ...flags, append: false }, 0o666)
       return this.register({ path: p, flags, bh, dirty: false })
     }
-    const st = await this.statForOpen(p)
+    const st = await this.backend.stat(p)
     if (st.kind === 'dir') throw new FsxError('EISDIR', 'is a directory', { path: p, op: 'open' })
     const node = this.acquireNode(p, st.mode)
     try {
@@ -280,7 +208,6 @@ export class Vfs {
       } else if (flags.write && flags.truncate && node.staging) {
         await node.staging.truncate(0)
       }
-      if (flags.write && flags.truncate) this.changed(p)
     } catch (err) {
       await this.releaseNode(node)
       throw err
@@ -292,13 +219,12 @@ export class Vfs {
     const flags: OpenFlags = { read: true, write: true, create: true, exclusive: false, truncate: false, append: false }
     this.xattrs.invalidate(p)
     if (this.caps.randomWrite && this.backend.open) {
-      const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777), () => this.entryChanged(p))
+      const bh = await this.backend.open(p, flags, mode & 0o7777)
       return this.register({ path: p, flags, bh, dirty: false })
     }
     // Whole-object backends: make the (empty) object exist now so lookups find it, stage its content locally.
     const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
-    await this.mutate(async () => await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: this.uid, gid: this.gid, mtimeMs: Date.now() }),
-      () => this.entryChanged(p))
+    await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: this.uid, gid: this.gid, mtimeMs: Date.now() })
     const node = this.acquireNode(p, fileMode)
     try {
       node.staging ??= await StagingFile.create(this.stagingDir(), this.backend, p, true)
@@ -327,7 +253,7 @@ export class Vfs {
     if (!h.flags.write) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
     const data = len === buf.length ? buf : buf.subarray(0, len)
     h.dirty = true
-    if (h.bh) return await this.mutate(async () => await h.bh!.write(pos, data), () => this.changed(h.path))
+    if (h.bh) return await h.bh.write(pos, data)
     const staging = h.node?.staging
     if (!staging) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
     return await staging.write(data, len, pos)
@@ -352,14 +278,7 @@ export class Vfs {
       }
       return
     }
-    if (h.node?.staging?.dirty) await this.upload(h.node, h.node.staging)
-  }
-
-  /** Uploads a staged object (if changed) and forgets what the backend said about it before. */
-  private async upload (node: OpenNode, staging: StagingFile): Promise<void> {
-    if (!staging.dirty) return
-    await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: this.uid, gid: this.gid }),
-      () => this.changed(node.path))
+    if (h.node?.staging?.dirty) await h.node.staging.upload(this.backend, h.node.path, { mode: h.node.mode, uid: this.uid, gid: this.gid })
   }
 
   async release (_p: string, fh: number): Promise<void> {
@@ -385,10 +304,6 @@ export class Vfs {
   async truncate (p: string, size: number): Promise<void> {
     const node = this.nodes.get(p)
     if (node?.staging) return await node.staging.truncate(size)
-    await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p))
-  }
-
-  private async truncateBackend (p: string, size: number): Promise<void> {
     if (this.backend.truncate) return await this.backend.truncate(p, size)
     // Whole-object backend, file not open: rewrite it through a staging copy.
     const st = await this.backend.stat(p)
@@ -405,7 +320,7 @@ export class Vfs {
   async ftruncate (p: string, fh: number, size: number): Promise<void> {
     const h = this.handle(fh)
     h.dirty = true
-    if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path))
+    if (h.bh) return await h.bh.truncate(size)
     if (h.node?.staging) return await h.node.staging.truncate(size)
     await this.truncate(h.path ?? p, size)
   }
@@ -413,36 +328,29 @@ export class Vfs {
   // ---- namespace --------------------------------------------------------------------------------------------------
 
   async mkdir (p: string, mode: number): Promise<void> {
-    await this.mutate(async () => await this.backend.mkdir(p, mode & 0o7777), () => this.entryChanged(p))
+    await this.backend.mkdir(p, mode & 0o7777)
   }
 
   async rmdir (p: string): Promise<void> {
-    await this.mutate(async () => await this.backend.rmdir(p), () => {
-      this.xattrs.invalidate(p, true)
-      this.entryChanged(p, true)
-    })
+    await this.backend.rmdir(p)
+    this.xattrs.invalidate(p, true)
   }
 
   async unlink (p: string): Promise<void> {
-    await this.mutate(async () => await this.backend.remove(p), () => {
-      this.xattrs.invalidate(p)
-      this.entryChanged(p)
-    })
+    await this.backend.remove(p)
+    this.xattrs.invalidate(p)
   }
 
   async rename (from: string, to: string): Promise<void> {
     // Upload staged content first so the object that moves is the one the application wrote.
     for (const node of this.nodes.values()) {
       if ((node.path === from || node.path.startsWith(from + '/')) && node.staging?.dirty) {
-        await this.upload(node, node.staging)
+        await node.staging.upload(this.backend, node.path, { mode: node.mode, uid: this.uid, gid: this.gid })
       }
     }
-    await this.mutate(async () => await this.backend.rename(from, to), () => {
-      this.xattrs.invalidate(from, true)
-      this.xattrs.invalidate(to, true)
-      this.entryChanged(from, true)
-      this.entryChanged(to, true)
-    })
+    await this.backend.rename(from, to)
+    this.xattrs.invalidate(from, true)
+    this.xattrs.invalidate(to, true)
     this.rekey(from, to)
   }
 
@@ -464,7 +372,7 @@ export class Vfs {
 
   async symlink (target: string, p: string): Promise<void> {
     if (!this.caps.symlinks || !this.backend.symlink) throw new FsxError('EPERM', 'symlinks are not supported by this backend', { path: p, op: 'symlink' })
-    await this.mutate(async () => await this.backend.symlink!(target, p), () => this.entryChanged(p))
+    await this.backend.symlink(target, p)
   }
 
   async readlink (p: string): Promise<string> {
@@ -474,29 +382,26 @@ export class Vfs {
 
   async link (existing: string, p: string): Promise<void> {
     if (!this.caps.hardlinks || !this.backend.link) throw new FsxError('EPERM', 'hard links are not supported by this backend', { path: p, op: 'link' })
-    await this.mutate(async () => await this.backend.link!(existing, p), () => {
-      this.changed(existing)
-      this.entryChanged(p)
-    })
+    await this.backend.link(existing, p)
   }
 
   async chmod (p: string, mode: number): Promise<void> {
     if (!this.caps.chmod || !this.backend.chmod) throw new FsxError('ENOTSUP', 'chmod is not supported by this backend', { path: p, op: 'chmod' })
-    await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p))
+    await this.backend.chmod(p, mode & 0o7777)
     const node = this.nodes.get(p)
     if (node) node.mode = (node.mode & ~0o7777) | (mode & 0o7777)
   }
 
   async chown (p: string, uid: number, gid: number): Promise<void> {
     if (!this.caps.chown || !this.backend.chown) throw new FsxError('ENOTSUP', 'chown is not supported by this backend', { path: p, op: 'chown' })
-    await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p))
+    await this.backend.chown(p, uid, gid)
   }
 
   async utimens (p: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
     // Backends without times keep whatever they record; touch(1) must still succeed.
     if (!this.caps.utimens || !this.backend.utimens) return
     const now = Date.now()
-    await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime), () => this.changed(p))
+    await this.backend.utimens(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime)
   }
 
   // ---- extended attributes ----------------------------------------------------------------------------------------
@@ -526,10 +431,7 @@ export class Vfs {
     this.xattrSupport(p, 'setxattr')
     if (!this.backend.setxattr) throw new FsxError('ENOTSUP', 'cannot set extended attributes here', { path: p, op: 'setxattr' })
     this.xattrs.invalidate(p)
-    await this.mutate(async () => await this.backend.setxattr!(p, name, value, flags), () => {
-      this.xattrs.invalidate(p)
-      this.changed(p)
-    })
+    await this.backend.setxattr(p, name, value, flags)
   }
 
   async listxattr (p: string): Promise<string[]> {
@@ -545,33 +447,12 @@ export class Vfs {
     this.xattrSupport(p, 'removexattr')
     if (!this.backend.removexattr) throw new FsxError('ENOTSUP', 'cannot remove extended attributes here', { path: p, op: 'removexattr' })
     this.xattrs.invalidate(p)
-    await this.mutate(async () => await this.backend.removexattr!(p, name), () => {
-      this.xattrs.invalidate(p)
-      this.changed(p)
-    })
-  }
-
-  /**
-   * Forgets cached metadata (and xattrs) of `p` and everything below it; of everything without a path. For
-   * `fsx invalidate` and for telling an eventual-consistency mount that the backend changed.
-   */
-  invalidate (p = '/'): void {
-    if (p === '/') {
-      this.meta.clear()
-    } else {
-      this.meta.invalidateTree(p)
-      this.meta.invalidate(parentOf(p))
-    }
-    this.xattrs.invalidate(p, true)
+    await this.backend.removexattr(p, name)
   }
 
   /** Live counters for `fsx stats`. */
   stats (): VfsStats {
-    const meta = this.meta.counters()
-    return {
-      caches: { attr: meta.attr, dir: meta.dir, negative: meta.negative, xattr: this.xattrs.counters() },
-      openFiles: this.handles.size
-    }
+    return { caches: { xattr: this.xattrs.counters() }, openFiles: this.handles.size }
   }
 
   /** Releases all handles and the backend. */
