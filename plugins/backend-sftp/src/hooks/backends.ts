@@ -1,2 +1,10 @@
-// Scaffold: registers nothing until the backend definition exists.
-export default async function (): Promise<void> {}
+/**
+ * The `fsx:backends` hook: oclif runs it when the core asks plugins for their backends
+ * (`config.runHook('fsx:backends', { register })`); this plugin registers one definition, `sftp`.
+ */
+import type { BackendHookOptions } from '../../../../src/backend/types.js'
+import { sftpBackend } from '../index.js'
+
+export default async function registerSftpBackend (this: unknown, opts: BackendHookOptions & { config?: unknown }): Promise<void> {
+  opts.register(sftpBackend)
+}

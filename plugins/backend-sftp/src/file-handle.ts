@@ -1,0 +1,416 @@
+/**
+ * An open file on the SFTP server: positional reads and writes, pipelined, that survive reconnects.
+ *
+ * - Reads larger than the server's read limit are split into requests that are all sent at once (pipelined), then
+ *   assembled in order; a short answer that is not EOF is completed with follow-up requests, so a read is short only
+ *   at end of file. Writes are split to the server's write limit and sent at once (at most MAX_INFLIGHT per call).
+ * - Sequential reads are served from a read-ahead window kept in flight (READAHEAD_*); writes return once sent
+ *   (write-behind, WRITE_BEHIND_BYTES), and everything that could observe them waits until they are answered.
+ * - The handle is bound to one session. When that session dies, the next request reopens the file by path on a live
+ *   session, with the original flags minus CREAT, EXCL and TRUNC (offsets are positional, so nothing else is
+ *   needed), and requests that were lost in flight are sent again: positional reads, writes, fsetstat and fsync are
+ *   idempotent. Appending writes are not, and are never repeated.
+ * - `path` is the backend path; the backend updates it when the file (or a parent) is renamed while open, so a
+ *   reopen finds it under its new name.
+ *
+ * Invariant: a read issued after a write (or truncate, attribute change) through fsx returned never sees the bytes
+ * from before it: the read-ahead window is dropped before and after each change, and reads wait for write-behind.
+ */
+import type { SFTPWrapper } from 'ssh2'
+import type { BackendFileHandle, OpenFlags } from '../../../src/backend/types.js'
+import { FALLBACK_IO_BYTES, isTransportError, type Session } from './connection.js'
+import { OPEN, STATUS, statusOf } from './status.js'
+
+/** Requests one read/write call keeps in flight: enough to fill a fast link, bounded for memory. */
+export const MAX_INFLIGHT = 64
+/**
+ * Read-ahead for sequential reads. The kernel reads a FUSE file 128 KiB at a time and waits for each answer, so a
+ * sequential reader would pay one round trip per 128 KiB. After READAHEAD_AFTER reads in a row, the handle keeps
+ * the next chunks in flight (the window doubles up to READAHEAD_MAX_CHUNKS × READAHEAD_CHUNK = 2 MiB per handle),
+ * and later reads are served from them. Any write, truncate or attribute change of the file through fsx drops the
+ * window (before and after the change), so a read that follows a change never sees older bytes.
+ */
+export const READAHEAD_CHUNK = 128 * 1024
+export const READAHEAD_AFTER = 2
+export const READAHEAD_MAX_CHUNKS = 16
+/**
+ * Write-behind: a write returns once it is sent, not answered (as sshfs does), up to this many bytes in flight per
+ * file; past it the writer waits. The kernel sends a sequential writer's data 128 KiB at a time and waits for each
+ * answer, so without this every 128 KiB costs a round trip. Reads, truncates, attribute changes, fsync and close
+ * of the file (and stat/open/rename… of its path, see the backend) wait until the writes are answered; the first
+ * failure is reported by the next write, fsync or close. Off with consistency=strong, and for appending writes.
+ */
+export const WRITE_BEHIND_BYTES = 4 * 1024 * 1024
+
+/** What a handle needs from its backend. */
+export interface HandleHost {
+  readonly timeoutMs: number
+  /** Writes return once sent (see WRITE_BEHIND_BYTES). */
+  readonly writeBehind: boolean
+  acquire (deadline: number): Promise<Session>
+  req<T> (s: Session, what: string, fn: (sftp: SFTPWrapper, cb: (err?: Error | null, value?: any) => void) => void): Promise<T>
+  /** Turns a failure into an errno error (may look at the server to tell codes apart). */
+  fail (op: string, p: string, err: unknown): Promise<Error>
+  error (code: string, op: string, p: string, message: string): Error
+  absPath (p: string, op: string): string
+  forget (h: SftpFileHandle): void
+  /** The file at `p` changed through this handle: cached attributes of it are stale. */
+  touched (p: string): void
+  /** Waits for the write-behind writes of every open file at `p`. */
+  drainPath (p: string): Promise<void>
+  readonly stats: { reads: number, writes: number, bytesRead: number, bytesWritten: number, reopens: number, retries: number }
+}
+
+/** SFTP open flags for decoded open(2) flags. */
+export function pflagsOf (f: OpenFlags): number {
+  let p = 0
+  if (f.read || !f.write) p |= OPEN.READ
+  if (f.write) p |= OPEN.WRITE
+  if (f.append) p |= OPEN.APPEND
+  if (f.create) p |= OPEN.CREAT
+  if (f.truncate) p |= OPEN.TRUNC
+  if (f.exclusive) p |= OPEN.EXCL
+  return p
+}
+
+/** Runs `fn` over `n` items with at most `limit` in flight; rejects with the first failure once all settled. */
+async function eachLimit (n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  let failed: unknown
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, async () => {
+    while (next < n && failed === undefined) {
+      const i = next++
+      try {
+        await fn(i)
+      } catch (err) {
+        failed ??= err
+      }
+    }
+  }))
+  if (failed !== undefined) throw failed
+}
+
+export class SftpFileHandle implements BackendFileHandle {
+  private reopening?: Promise<void>
+  private closed = false
+  /** Read-ahead: chunk index → its bytes (in flight or arrived); see READAHEAD_*. */
+  private readonly ra = new Map<number, Promise<Buffer>>()
+  /** Chunk index at which the file is known to end (no read-ahead past it). */
+  private raEof = Infinity
+  /** Bumped by every invalidation, so a read that waited on an old chunk knows to read again. */
+  private raGen = 0
+  /** End of the last read, and how many reads in a row were sequential. */
+  private lastEnd = -1
+  private seq = 0
+  /** Write-behind writes not yet answered, their bytes, and the first error one of them met. */
+  private readonly pending = new Set<Promise<void>>()
+  private pendingBytes = 0
+  private writeError?: Error
+  private closing?: Promise<void>
+
+  constructor (
+    private readonly host: HandleHost,
+    /** Backend path; kept current by the backend across renames. */
+    public path: string,
+    readonly flags: OpenFlags,
+    private session: Session | undefined,
+    private handle: Buffer | undefined
+  ) {}
+
+  /** Flags for reopening after a reconnect: never create, exclude or truncate again. */
+  private get reopenFlags (): number {
+    return pflagsOf({ ...this.flags, create: false, exclusive: false, truncate: false })
+  }
+
+  private async reopen (deadline: number): Promise<void> {
+    const s = await this.host.acquire(deadline)
+    const full = this.host.absPath(this.path, 'open')
+    const h = await this.host.req<Buffer>(s, 'reopen', (sftp, cb) => sftp.open(full, this.reopenFlags, {}, cb))
+    if (this.closed) {
+      this.host.req(s, 'close', (sftp, cb) => sftp.close(h, cb)).catch(() => {})
+      return
+    }
+    this.session = s
+    this.handle = h
+    this.host.stats.reopens++
+  }
+
+  /** The live session and server handle, reopening the file when its session died. */
+  private async bind (deadline: number): Promise<[Session, Buffer]> {
+    for (;;) {
+      if (this.closed) throw this.host.error('EBADF', 'io', this.path, 'file is closed')
+      if (this.session?.alive === true && this.handle !== undefined) return [this.session, this.handle]
+      this.reopening ??= this.reopen(deadline).finally(() => { this.reopening = undefined })
+      try {
+        await this.reopening
+      } catch (err) {
+        if (statusOf(err) === STATUS.NO_SUCH_FILE) {
+          throw this.host.error('ESTALE', 'reopen', this.path, 'the file is gone from the server since the connection was re-established')
+        }
+        throw await this.host.fail('open', this.path, err)
+      }
+    }
+  }
+
+  /** One request on this file's handle, sent again on a fresh session when its session is lost in flight. */
+  private async io<T> (op: string, idempotent: boolean, fn: (sftp: SFTPWrapper, handle: Buffer, cb: (err?: Error | null, value?: any) => void) => void): Promise<T> {
+    const deadline = Date.now() + this.host.timeoutMs
+    for (;;) {
+      const [s, h] = await this.bind(deadline)
+      try {
+        return await this.host.req<T>(s, op, (sftp, cb) => fn(sftp, h, cb))
+      } catch (err) {
+        if (isTransportError(err) && err.kind === 'lost' && idempotent && !this.closed && Date.now() < deadline) {
+          this.host.stats.retries++
+          if (this.session === s) this.session = undefined
+          continue
+        }
+        throw await this.host.fail(op, this.path, err)
+      }
+    }
+  }
+
+  private get readChunk (): number {
+    return Math.max(4096, this.session?.maxRead ?? FALLBACK_IO_BYTES)
+  }
+
+  private get writeChunk (): number {
+    return Math.max(4096, this.session?.maxWrite ?? FALLBACK_IO_BYTES)
+  }
+
+  /** One READ into target[off, off+len) at `pos`; resolves with the bytes the server sent (0 at EOF). */
+  private async readOnce (target: Buffer, off: number, len: number, pos: number): Promise<number> {
+    return await this.io<number>('read', true, (sftp, h, cb) => sftp.read(h, target, off, len, pos, (err, n) => cb(err, n ?? 0)))
+  }
+
+  async readInto (target: Buffer, length: number, position: number): Promise<number> {
+    if (!this.flags.read && this.flags.write) throw this.host.error('EBADF', 'read', this.path, 'file not open for reading')
+    const len = Math.min(length, target.length)
+    if (len <= 0) return 0
+    // Written data (through this handle or another of the file) is answered before it is read back.
+    await this.host.drainPath(this.path)
+    const C = READAHEAD_CHUNK
+    const hit = this.ra.has(Math.floor(position / C))
+    // NB: the kernel's reads of a sequential stream arrive slightly out of order (several are in flight), so
+    // "sequential" means near the furthest end read so far, not exactly at the last one's end.
+    const near = this.lastEnd >= 0 && position >= this.lastEnd - 8 * C && position <= this.lastEnd + 2 * C
+    this.lastEnd = near ? Math.max(this.lastEnd, position + len) : position + len
+    if (hit || near) this.seq++
+    else this.seq = 0
+    if (!hit && this.seq < READAHEAD_AFTER) return await this.readDirect(target, len, position)
+    return await this.readAhead(target, len, position)
+  }
+
+  /** Serves a read from the read-ahead window, extending the window past it. */
+  private async readAhead (target: Buffer, len: number, position: number): Promise<number> {
+    const C = READAHEAD_CHUNK
+    const first = Math.floor(position / C)
+    const last = Math.floor((position + len - 1) / C)
+    this.prefetch(first, last + 1 + Math.min(READAHEAD_MAX_CHUNKS, 2 ** Math.min(this.seq, 4)))
+    const gen = this.raGen
+    let copied = 0
+    for (let c = first; c <= last; c++) {
+      let data: Buffer
+      try {
+        data = await this.ra.get(c)!
+      } catch {
+        data = Buffer.alloc(0)
+        this.invalidate()
+      }
+      if (gen !== this.raGen) {
+        // Written meanwhile, or the prefetch failed: read the rest straight from the server.
+        return copied + await this.readDirect(target.subarray(copied), len - copied, position + copied)
+      }
+      const cStart = c * C
+      const from = Math.max(position, cStart) - cStart
+      const to = Math.min(position + len, cStart + data.length) - cStart
+      if (to > from) {
+        data.copy(target, cStart + from - position, from, to)
+        copied += to - from
+      }
+      if (data.length < C) break // end of file
+    }
+    const keepFrom = Math.floor((position + len) / C)
+    for (const k of this.ra.keys()) if (k < keepFrom) this.ra.delete(k)
+    return copied
+  }
+
+  /** Requests the chunks [from, to) not yet requested (never past a known end of file). */
+  private prefetch (from: number, to: number): void {
+    const C = READAHEAD_CHUNK
+    for (let c = from; c < to && c < this.raEof; c++) {
+      if (this.ra.has(c)) continue
+      const gen = this.raGen
+      const p = (async () => {
+        const buf = Buffer.allocUnsafe(C)
+        const n = await this.readDirect(buf, C, c * C)
+        if (n < C && gen === this.raGen) this.raEof = Math.min(this.raEof, c + 1)
+        return n === C ? buf : buf.subarray(0, n)
+      })()
+      p.catch(() => {}) // a failed prefetch is noticed (and read again) by the read that wants it
+      this.ra.set(c, p)
+    }
+  }
+
+  /** Drops the read-ahead window: the file changed (through this handle or another of the same path). */
+  invalidate (): void {
+    if (this.ra.size > 0 || this.raEof !== Infinity) {
+      this.ra.clear()
+      this.raEof = Infinity
+    }
+    this.raGen++
+  }
+
+  /** Reads target[0, len) at `position` straight from the server: all requests in flight at once. */
+  private async readDirect (target: Buffer, len: number, position: number): Promise<number> {
+    if (len <= 0) return 0
+    const chunk = this.readChunk
+    const n = Math.ceil(len / chunk)
+    const got = new Array<number>(n).fill(0)
+    await eachLimit(n, MAX_INFLIGHT, async i => {
+      const o = i * chunk
+      got[i] = await this.readOnce(target, o, Math.min(chunk, len - o), position + o)
+    })
+    let total = 0
+    for (let i = 0; i < n; i++) {
+      const o = i * chunk
+      const want = Math.min(chunk, len - o)
+      total += got[i]
+      if (got[i] === want) continue
+      if (got[i] === 0) break
+      // A short answer that is not EOF (a server with a smaller limit): complete this chunk in order.
+      let at = o + got[i]
+      while (at < o + want) {
+        const k = await this.readOnce(target, at, o + want - at, position + at)
+        if (k === 0) {
+          this.count(total, 0)
+          return total
+        }
+        at += k
+        total += k
+      }
+    }
+    this.count(total, 0)
+    return total
+  }
+
+  async read (offset: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(Math.max(0, length))
+    const n = await this.readInto(buf, length, offset)
+    return n === buf.length ? buf : buf.subarray(0, n)
+  }
+
+  async write (offset: number, data: Buffer): Promise<number> {
+    if (!this.flags.write) throw this.host.error('EBADF', 'write', this.path, 'file not open for writing')
+    this.throwWriteError()
+    if (data.length === 0) return 0
+    // Appending writes land where the server says, so they are never in flight together (nor repeated).
+    if (!this.host.writeBehind || this.flags.append) {
+      await this.writeNow(offset, data)
+      return data.length
+    }
+    // Write-behind: the caller's buffer is reused once we return, so the bytes are copied first.
+    const copy = Buffer.from(data)
+    const w = this.writeNow(offset, copy).then(() => {}, (err: Error) => { this.writeError ??= err })
+    this.pending.add(w)
+    this.pendingBytes += copy.length
+    void w.finally(() => {
+      this.pending.delete(w)
+      this.pendingBytes -= copy.length
+    })
+    while (this.pendingBytes > WRITE_BEHIND_BYTES && this.pending.size > 0) await Promise.race(this.pending)
+    this.throwWriteError()
+    return data.length
+  }
+
+  /** Sends `data` at `offset`, split to the server's write limit, all pieces in flight at once. */
+  private async writeNow (offset: number, data: Buffer): Promise<void> {
+    this.host.touched(this.path)
+    const chunk = this.writeChunk
+    const n = Math.ceil(data.length / chunk)
+    await eachLimit(n, MAX_INFLIGHT, async i => {
+      const o = i * chunk
+      const len = Math.min(chunk, data.length - o)
+      await this.io<void>('write', !this.flags.append, (sftp, h, cb) => sftp.write(h, data, o, len, offset + o, err => cb(err)))
+    }).finally(() => this.host.touched(this.path))
+    this.count(0, data.length)
+  }
+
+  /** True while written data is still on its way to the server. */
+  get busy (): boolean {
+    return this.pending.size > 0
+  }
+
+  /** Waits until every write-behind write has been answered (errors stay recorded for the next call). */
+  async drain (): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending])
+  }
+
+  /** Throws (once) the first error of a write-behind write. */
+  private throwWriteError (): void {
+    const err = this.writeError
+    if (err === undefined) return
+    this.writeError = undefined
+    throw err
+  }
+
+  async truncate (size: number): Promise<void> {
+    if (!this.flags.write) throw this.host.error('EBADF', 'truncate', this.path, 'file not open for writing')
+    await this.drain()
+    this.throwWriteError()
+    this.host.touched(this.path)
+    await this.io<void>('ftruncate', true, (sftp, h, cb) => sftp.fsetstat(h, { size }, err => cb(err)))
+      .finally(() => this.host.touched(this.path))
+  }
+
+  /** Sets attributes through the handle (mode bits, owner, times in seconds), as fsetstat. */
+  async setAttrs (attrs: { mode?: number, uid?: number, gid?: number, atime?: number, mtime?: number }): Promise<void> {
+    await this.drain()
+    this.throwWriteError()
+    this.host.touched(this.path)
+    await this.io<void>('fsetstat', true, (sftp, h, cb) => sftp.fsetstat(h, attrs, err => cb(err)))
+      .finally(() => this.host.touched(this.path))
+  }
+
+  /**
+   * Waits for every write to be answered (reporting the first failure of a write-behind write), then asks the
+   * server to fsync (fsync@openssh.com where offered; elsewhere an answered write is as durable as it gets).
+   */
+  async sync (): Promise<void> {
+    await this.drain()
+    this.throwWriteError()
+    const deadline = Date.now() + this.host.timeoutMs
+    const [s] = await this.bind(deadline)
+    if (!s.has('fsync@openssh.com')) return
+    await this.io<void>('fsync', true, (sftp, h, cb) => sftp.ext_openssh_fsync(h, err => cb(err)))
+  }
+
+  async close (): Promise<void> {
+    this.closing ??= this.doClose()
+    await this.closing
+  }
+
+  private async doClose (): Promise<void> {
+    await this.drain()
+    this.closed = true
+    this.host.forget(this)
+    const s = this.session
+    const h = this.handle
+    this.session = undefined
+    this.handle = undefined
+    // A handle whose connection died was closed by the server with it.
+    if (s?.alive === true && h !== undefined) {
+      try {
+        await this.host.req<void>(s, 'close', (sftp, cb) => sftp.close(h, err => cb(err)))
+      } catch (err) {
+        if (!(isTransportError(err) && err.kind === 'lost')) throw await this.host.fail('close', this.path, err)
+      }
+    }
+    this.throwWriteError()
+  }
+
+  private count (read: number, written: number): void {
+    if (read > 0) { this.host.stats.reads++; this.host.stats.bytesRead += read }
+    if (written > 0) { this.host.stats.writes++; this.host.stats.bytesWritten += written }
+  }
+}
