@@ -25,7 +25,7 @@
 // @property {number} [pid]        FUSE daemon pid, for peak RSS (VmHWM, read just before teardown)
 // @property {() => Promise<string[]|void>} teardown  unmounts; returns notes on anything unusual
 
-const TARGET_MODULES = ['./targets/local.js', './targets/sftp.js'];
+const TARGET_MODULES = ['./targets/local.js', './targets/sftp.js', './targets/s3.js'];
 
 const KINDS = new Set(['raw', 'fsx', 'peer']);
 const BACKENDS = new Set(['local', 'sftp', 's3']);

@@ -1,0 +1,985 @@
+/**
+ * S3Backend: a bucket (or a prefix of one) served through the Backend contract on @aws-sdk/client-s3.
+ *
+ * Shape of the work (see keys.ts for the key layout, metadata.ts for the attribute formats, cache.ts for what is
+ * remembered, errors.ts for the errno mapping):
+ * - stat: HEAD key; else HEAD key/ (directory marker); else a 1-key LIST of key/ (a directory that exists only
+ *   because deeper keys do). A fresh listing of the parent answers "no such name" without a request and skips the
+ *   probes that cannot succeed.
+ * - list: ListObjectsV2 with delimiter "/", every page; keys are files, common prefixes directories; the marker
+ *   itself is hidden. A name that is both a file and a prefix shows as the file (stat probes the key first too).
+ * - read: ranged GETs. Sequential reads are answered from read-ahead chunks fetched `s3Concurrency` at a time
+ *   (prefetch.ts); a large read (the VFS filling a staging file) is split into `s3Concurrency` parallel ranges.
+ * - write: whole objects only (capabilities.randomWrite = false: the VFS stages partial writes in a local file and
+ *   hands the whole file here on flush/fsync/release). Up to s3PartSize: one PutObject; above: a multipart upload
+ *   with parallel parts streamed from the staging file (lib-storage Upload, at most partSize × concurrency bytes
+ *   in memory), aborted on failure so no half-written object ever becomes visible. The object's other user
+ *   metadata, xattrs and content type are carried over from the object it replaces.
+ * - chmod/chown/utimens/xattrs: CopyObject of the object onto itself with MetadataDirective REPLACE (content type
+ *   and the other standard headers sent again); a directory without a marker gets one.
+ * - rename: CopyObject + DeleteObject; a directory moves key by key (copies first, then deletes: an interruption
+ *   leaves both names, never neither). Not atomic (capabilities.atomicRename = false).
+ *
+ * Invariants:
+ * - Every request has a deadline: each attempt s3Timeout (connect, headers, idle socket: requestHandler), all
+ *   attempts of one call together an AbortSignal of MAX_ATTEMPTS × s3Timeout + backoff slack. Throttling and 5xx are
+ *   retried by the SDK (standard mode, MAX_ATTEMPTS), then the call fails with EIO (ETIMEDOUT for deadlines).
+ * - Every mutation bumps `epoch` and updates the cache before resolving; a probe or listing that started before a
+ *   mutation does not store what it saw (it may be older than the mutation).
+ * - Errors leave here as errno-coded errors made with kit.fsxError; their messages carry no credentials.
+ */
+import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+import type * as S3 from '@aws-sdk/client-s3'
+import type { Upload } from '@aws-sdk/lib-storage'
+import type {
+  Backend, BackendKit, Capabilities, DirEntry, NodeKind, Stat, WriteAttrs, WriteSource
+} from '../../../src/backend/types.js'
+import { MetaCache, type NodeInfo } from './cache.js'
+import { Prefetcher } from './prefetch.js'
+import { isNotFound, s3CodeOf, statusOf, translate } from './errors.js'
+import { baseName, copySource, KeyMap, parentOf, usableName } from './keys.js'
+import {
+  decodeXattrs, DEFAULT_CONTENT_TYPE, DIR_CONTENT_TYPE, encodeXattrs, formatMode, formatTime, implicitDirStat,
+  META_ATIME, META_CTIME, META_GID, META_MODE, META_MTIME, META_UID, META_XATTR, parseMode, POSIX_META,
+  S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, statOf, type ObjectHeaders, type ObjectInfo, type StatDefaults
+} from './metadata.js'
+import { describeTarget, MAX_PART_SIZE, type S3Settings, type S3Target } from './settings.js'
+
+/** Attempts per request, the first included (SDK standard retry mode: exponential backoff with jitter). */
+export const MAX_ATTEMPTS = 3
+/** Slack on top of MAX_ATTEMPTS × s3Timeout for the backoff between attempts (standard mode waits well under 5s). */
+const BACKOFF_SLACK_MS = 5000
+/** Reads at least this long are split into parallel ranges (below it one GET's latency is the whole cost). */
+export const SPLIT_READ_BYTES = 2 * 1024 * 1024
+/** Entries of one listing that get a HEAD for their attributes (see `list`). */
+export const LIST_HEAD_MAX = 1000
+/** A directory of at most this many entries, listed before, is listed again to answer lookups below it (one
+ *  request) instead of probing each name (up to three); larger ones are probed. */
+export const RELIST_MAX = 1000
+/** Smallest range of a split read. */
+const MIN_RANGE_BYTES = 1024 * 1024
+/** Largest object CopyObject accepts (5 GiB); larger renames answer EXDEV so `mv` falls back to copy + delete. */
+export const MAX_COPY_BYTES = MAX_PART_SIZE
+/** S3 multipart uploads have at most 10,000 parts: the part size grows for larger objects. */
+const MAX_PARTS = 10_000
+/** Keys per DeleteObjects request (S3's limit). */
+const DELETE_BATCH = 1000
+/** Longest symlink target (PATH_MAX - 1). */
+const MAX_LINK_BYTES = 4095
+/** Linux XATTR_NAME_MAX and XATTR_SIZE_MAX. */
+const XATTR_NAME_MAX = 255
+const XATTR_SIZE_MAX = 65536
+const XATTR_CREATE = 1
+const XATTR_REPLACE = 2
+/** uid/gid chown passes for "leave unchanged" ((uid_t)-1). */
+const ID_UNCHANGED = 0xffffffff
+
+type RequestKind = 'head' | 'get' | 'put' | 'list' | 'copy' | 'delete' | 'multipart'
+
+interface Counters {
+  requests: number
+  head: number
+  get: number
+  put: number
+  list: number
+  copy: number
+  delete: number
+  /** Multipart uploads started (their parts count in `requests`). */
+  multipart: number
+  retries: number
+  errors: number
+  bytesRead: number
+  bytesWritten: number
+}
+
+/** What the backend needs from the SDK; `connect` (index.ts) loads it, tests may pass their own client. */
+export interface S3Deps {
+  sdk: typeof import('@aws-sdk/client-s3')
+  client: S3.S3Client
+  /** Loads lib-storage's Upload on first use (only multipart uploads need it). */
+  loadUpload: () => Promise<typeof Upload>
+}
+
+export interface S3BackendOptions {
+  /** Clock for the cache (tests fake it). */
+  now?: () => number
+  /** Owner reported for objects that carry none (default: this process). */
+  uid?: number
+  gid?: number
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure after all settle. */
+async function eachLimit<T> (items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  let failure: { err: unknown } | undefined
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++]
+      try {
+        await fn(item)
+      } catch (err) {
+        failure ??= { err }
+      }
+    }
+  }))
+  if (failure !== undefined) throw failure.err
+}
+
+export class S3Backend implements Backend {
+  readonly description: string
+  readonly capabilities: Capabilities = {
+    randomWrite: false,
+    symlinks: true,
+    hardlinks: false,
+    xattrs: true,
+    chmod: true,
+    chown: true,
+    utimens: true,
+    statfs: false,
+    atomicRename: false,
+    realDirectories: false
+  }
+
+  readonly keys: KeyMap
+  readonly cache: MetaCache
+  private readonly sdk: S3Deps['sdk']
+  private readonly client: S3.S3Client
+  private readonly bucket: string
+  private readonly defaults: StatDefaults
+  private readonly now: () => number
+  /** When this backend started: the times of directories that exist only as prefixes. */
+  private readonly startedMs: number
+  /** Deadline of one SDK call, all attempts included. */
+  private readonly callDeadlineMs: number
+  private readonly stats: Counters = {
+    requests: 0, head: 0, get: 0, put: 0, list: 0, copy: 0, delete: 0, multipart: 0, retries: 0, errors: 0, bytesRead: 0, bytesWritten: 0
+  }
+
+  /** Sequential read-ahead (prefetch.ts). */
+  private readonly prefetch: Prefetcher
+  /** Bumped by every mutation (see the invariants above). */
+  private epoch = 0
+  /** Lookups in flight, so concurrent stats of one path make one set of requests (joined only within one epoch:
+   *  a lookup that started before a mutation may have seen the state before it). */
+  private readonly lookups = new Map<string, { epoch: number; promise: Promise<NodeInfo | null> }>()
+  /** Re-listings in flight (see `relist`). */
+  private readonly relists = new Map<string, { epoch: number; promise: Promise<Map<string, NodeKind> | undefined> }>()
+  private closed = false
+
+  constructor (
+    readonly target: S3Target,
+    readonly settings: S3Settings,
+    private readonly deps: S3Deps,
+    private readonly kit: BackendKit,
+    opts: S3BackendOptions = {}
+  ) {
+    this.description = describeTarget(target)
+    this.bucket = target.bucket
+    this.sdk = deps.sdk
+    this.client = deps.client
+    this.now = opts.now ?? Date.now
+    this.startedMs = this.now()
+    this.keys = new KeyMap(target.prefix, (code, message, extra) => kit.fsxError(code, message, extra))
+    this.cache = new MetaCache(settings.listCacheTtlMs, this.now)
+    this.defaults = { uid: opts.uid ?? process.getuid?.() ?? 0, gid: opts.gid ?? process.getgid?.() ?? 0 }
+    this.callDeadlineMs = settings.timeoutMs * MAX_ATTEMPTS + BACKOFF_SLACK_MS
+    this.prefetch = new Prefetcher(async (key, start, len) => await this.getRange(key, start, len), settings.concurrency, this.now)
+  }
+
+  /** Requests by kind, retries, errors, bytes; cacheHits: lookups answered by the metadata cache; prefetchHits:
+   *  reads answered from read-ahead chunks. */
+  counters (): Record<string, number> {
+    return { ...this.stats, cacheHits: this.cache.hits, prefetchHits: this.prefetch.hits }
+  }
+
+  // ---- requests ---------------------------------------------------------------------------------------------------
+
+  private err (code: string, op: string, p: string, why: string): Error {
+    return this.kit.fsxError(code, `${op} ${p}: ${why}`, { path: p, op })
+  }
+
+  private fail (err: unknown, op: string, p: string): Error {
+    return translate(err, op, p, (code, message, extra) => this.kit.fsxError(code, message, extra))
+  }
+
+  /** Sends one command with the call deadline; counts it, its retries and its failure. */
+  private async send<O> (kind: RequestKind, command: unknown): Promise<O> {
+    if (this.closed) throw this.kit.fsxError('EIO', 'the S3 backend is closed', { op: kind })
+    this.stats.requests++
+    this.stats[kind]++
+    const countRetries = (m: { attempts?: number } | undefined): void => {
+      if (m?.attempts !== undefined && m.attempts > 1) this.stats.retries += m.attempts - 1
+    }
+    try {
+      const out = await this.client.send(command as any, { abortSignal: AbortSignal.timeout(this.callDeadlineMs) }) as O & { $metadata?: { attempts?: number } }
+      countRetries(out.$metadata)
+      return out
+    } catch (err) {
+      countRetries((err as { $metadata?: { attempts?: number } } | null)?.$metadata)
+      if (!isNotFound(err)) this.stats.errors++
+      throw err
+    }
+  }
+
+  /** HEAD of a key: what it says, or undefined when there is no such object. */
+  private async head (key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const out = await this.send<S3.HeadObjectCommandOutput>('head', new this.sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }))
+      const headers: ObjectHeaders = {}
+      if (out.ContentType !== undefined) headers.ContentType = out.ContentType
+      if (out.CacheControl !== undefined) headers.CacheControl = out.CacheControl
+      if (out.ContentDisposition !== undefined) headers.ContentDisposition = out.ContentDisposition
+      if (out.ContentEncoding !== undefined) headers.ContentEncoding = out.ContentEncoding
+      if (out.ContentLanguage !== undefined) headers.ContentLanguage = out.ContentLanguage
+      if (out.Expires instanceof Date && !Number.isNaN(out.Expires.getTime())) headers.Expires = out.Expires
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        lastModifiedMs: out.LastModified?.getTime() ?? this.now(),
+        etag: out.ETag,
+        metadata: { ...(out.Metadata ?? {}) },
+        headers
+      }
+    } catch (err) {
+      if (isNotFound(err)) return undefined
+      throw err
+    }
+  }
+
+  /** One page of a ListObjectsV2. */
+  private async listPage (prefix: string, opts: { delimiter?: boolean; maxKeys?: number; token?: string }): Promise<S3.ListObjectsV2CommandOutput> {
+    return await this.send<S3.ListObjectsV2CommandOutput>('list', new this.sdk.ListObjectsV2Command({
+      Bucket: this.bucket,
+      Prefix: prefix,
+      Delimiter: opts.delimiter === true ? '/' : undefined,
+      MaxKeys: opts.maxKeys,
+      ContinuationToken: opts.token
+    }))
+  }
+
+  /** Every key below `prefix` (no delimiter), all pages. */
+  private async listAll (prefix: string): Promise<Array<{ key: string; size: number }>> {
+    const out: Array<{ key: string; size: number }> = []
+    let token: string | undefined
+    do {
+      const page = await this.listPage(prefix, { token })
+      for (const o of page.Contents ?? []) if (o.Key !== undefined) out.push({ key: o.Key, size: o.Size ?? 0 })
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+    } while (token !== undefined)
+    return out
+  }
+
+  // ---- lookups ----------------------------------------------------------------------------------------------------
+
+  private rootInfo (): NodeInfo {
+    return { stat: implicitDirStat(this.startedMs, this.defaults) }
+  }
+
+  /** What `p` is, or ENOENT. Cached (see cache.ts); concurrent lookups of one path share their requests. */
+  private async lookup (p: string, op: string): Promise<NodeInfo> {
+    if (p === '/') return this.rootInfo()
+    const cached = this.cache.node(p)
+    if (cached === null) throw this.err('ENOENT', op, p, 'no such file or directory')
+    if (cached !== undefined) return cached
+    let hint: NodeKind | undefined
+    const parent = parentOf(p)
+    let siblings = this.cache.dir(parent)
+    if (siblings === undefined && (this.cache.listedSize(parent) ?? Infinity) <= RELIST_MAX) siblings = await this.relist(parent)
+    if (siblings !== undefined) {
+      hint = siblings.get(baseName(p))
+      if (hint === undefined) {
+        this.cache.hits++
+        throw this.err('ENOENT', op, p, 'no such file or directory')
+      }
+    }
+    let pending = this.lookups.get(p)
+    if (pending === undefined || pending.epoch !== this.epoch) {
+      const epoch = this.epoch
+      const entry = {
+        epoch,
+        promise: this.probe(p, hint).then(info => {
+          if (this.epoch === epoch) this.cache.setNode(p, info)
+          return info
+        }).finally(() => { if (this.lookups.get(p) === entry) this.lookups.delete(p) })
+      }
+      pending = entry
+      this.lookups.set(p, entry)
+    }
+    let info: NodeInfo | null
+    try {
+      info = await pending.promise
+    } catch (err) {
+      throw this.fail(err, op, p)
+    }
+    if (info === null) throw this.err('ENOENT', op, p, 'no such file or directory')
+    return info
+  }
+
+  /**
+   * Lists directory `p` again (names only; concurrent callers share one listing) for lookups below it; undefined
+   * when that fails or a mutation happened meanwhile (the listing may predate it).
+   */
+  private async relist (p: string): Promise<Map<string, NodeKind> | undefined> {
+    let pending = this.relists.get(p)
+    if (pending === undefined || pending.epoch !== this.epoch) {
+      const epoch = this.epoch
+      const entry = {
+        epoch,
+        promise: this.listNames(p).then(l => {
+          if (this.epoch !== epoch) return undefined
+          this.cache.setDir(p, l.kinds)
+          return l.kinds
+        }, () => undefined).finally(() => { if (this.relists.get(p) === entry) this.relists.delete(p) })
+      }
+      pending = entry
+      this.relists.set(p, entry)
+    }
+    return await pending.promise
+  }
+
+  /** HEAD key, HEAD key/, 1-key LIST of key/ (skipping what `hint`, from a listing, rules out). */
+  private async probe (p: string, hint: NodeKind | undefined): Promise<NodeInfo | null> {
+    if (hint !== 'dir') {
+      const obj = await this.head(this.keys.fileKey(p))
+      if (obj !== undefined) return { stat: statOf(obj, false, this.defaults), object: obj }
+    }
+    const marker = await this.head(this.keys.dirPrefix(p))
+    if (marker !== undefined) return { stat: statOf(marker, true, this.defaults), object: marker }
+    if (hint === 'dir') return { stat: implicitDirStat(this.startedMs, this.defaults) }
+    const page = await this.listPage(this.keys.dirPrefix(p), { maxKeys: 1 })
+    const first = page.Contents?.[0]
+    if (first !== undefined || (page.CommonPrefixes?.length ?? 0) > 0) {
+      return { stat: implicitDirStat(first?.LastModified?.getTime() ?? this.startedMs, this.defaults) }
+    }
+    return null
+  }
+
+  /** Like lookup, but resolves undefined for ENOENT. */
+  private async find (p: string, op: string): Promise<NodeInfo | undefined> {
+    try {
+      return await this.lookup(p, op)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
+  /** The parent of `p` must be a directory (mkdir/symlink/rename targets): ENOENT / ENOTDIR otherwise. */
+  private async checkParent (p: string, op: string): Promise<void> {
+    const parent = parentOf(p)
+    if (parent === '/') return
+    const info = await this.find(parent, op)
+    if (info === undefined) throw this.err('ENOENT', op, p, 'no such directory')
+    if (info.stat.kind !== 'dir') throw this.err('ENOTDIR', op, p, `${parent} is not a directory`)
+  }
+
+  private mutated (): void {
+    this.epoch++
+  }
+
+  // ---- the contract -----------------------------------------------------------------------------------------------
+
+  async stat (p: string): Promise<Stat> {
+    this.keys.check(p, 'stat')
+    return (await this.lookup(p, 'stat')).stat
+  }
+
+  /**
+   * Lists `p`, then gives each entry its real attributes: a listing carries size and LastModified but not the
+   * user metadata (mode, owner, mtime, symlink-ness), so entries the cache cannot answer get a HEAD (in parallel,
+   * at most LIST_HEAD_MAX per listing: what `ls -l`, `find` and every coloured `ls` would ask next anyway, and it
+   * makes their lookups cache hits). Entries beyond that carry no stat (the kernel then sees DT_UNKNOWN and asks).
+   */
+  async list (p: string): Promise<DirEntry[]> {
+    this.keys.check(p, 'list')
+    const epoch = this.epoch
+    const listing = await this.listNames(p)
+    if (listing.size === 0 && !listing.sawMarker && p !== '/') {
+      // Nothing under the prefix and no marker: a file (ENOTDIR), or nothing at all (ENOENT).
+      const info = await this.find(p, 'list')
+      if (info === undefined) throw this.err('ENOENT', 'list', p, 'no such directory')
+      if (info.stat.kind !== 'dir') throw this.err('ENOTDIR', 'list', p, 'not a directory')
+    }
+    const names = [...listing.kinds.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    const entries: DirEntry[] = []
+    const unknown: Array<{ entry: DirEntry; path: string; kind: NodeKind }> = []
+    for (const name of names) {
+      const kind = listing.kinds.get(name)!
+      const path = p === '/' ? '/' + name : `${p}/${name}`
+      const entry: DirEntry = { name }
+      entries.push(entry)
+      const cached = this.cache.node(path)
+      if (cached != null && (cached.stat.kind === 'dir') === (kind === 'dir')) entry.stat = cached.stat
+      else unknown.push({ entry, path, kind })
+    }
+    await eachLimit(unknown.slice(0, LIST_HEAD_MAX), Math.max(16, this.settings.concurrency * 4), async u => {
+      let info: NodeInfo | undefined
+      try {
+        if (u.kind === 'dir') {
+          const marker = await this.head(this.keys.dirPrefix(u.path))
+          info = marker !== undefined
+            ? { stat: statOf(marker, true, this.defaults), object: marker }
+            : { stat: implicitDirStat(this.startedMs, this.defaults) }
+        } else {
+          const obj = await this.head(this.keys.fileKey(u.path))
+          if (obj !== undefined) info = { stat: statOf(obj, false, this.defaults), object: obj }
+        }
+      } catch {
+        return // the entry stays without attributes; a lookup will ask again (and report the error)
+      }
+      if (info === undefined) return
+      u.entry.stat = info.stat
+      if (this.epoch === epoch) this.cache.setNode(u.path, info)
+    })
+    if (this.epoch === epoch) {
+      this.cache.setDir(p, new Map(entries.map(e => [e.name, e.stat?.kind ?? listing.kinds.get(e.name)!])))
+    }
+    return entries
+  }
+
+  /** Names below `p` from a delimiter listing (all pages): files win over prefixes of the same name. */
+  private async listNames (p: string): Promise<{ kinds: Map<string, NodeKind>; size: number; sawMarker: boolean }> {
+    const prefix = this.keys.dirPrefix(p)
+    const kinds = new Map<string, NodeKind>()
+    const dirs = new Set<string>()
+    let sawMarker = false
+    let token: string | undefined
+    try {
+      do {
+        const page = await this.listPage(prefix, { delimiter: true, token })
+        for (const o of page.Contents ?? []) {
+          if (o.Key === undefined) continue
+          if (o.Key === prefix) { sawMarker = true; continue }
+          const name = o.Key.slice(prefix.length)
+          if (usableName(name)) kinds.set(name, 'file')
+        }
+        for (const cp of page.CommonPrefixes ?? []) {
+          const name = cp.Prefix?.slice(prefix.length, -1)
+          if (name !== undefined && usableName(name)) dirs.add(name)
+        }
+        token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+      } while (token !== undefined)
+    } catch (err) {
+      throw this.fail(err, 'list', p)
+    }
+    for (const name of dirs) if (!kinds.has(name)) kinds.set(name, 'dir')
+    return { kinds, size: kinds.size, sawMarker }
+  }
+
+  /** True when directory `p` holds anything besides its own marker (one small listing). */
+  private async hasChildren (p: string): Promise<boolean> {
+    const prefix = this.keys.dirPrefix(p)
+    const page = await this.listPage(prefix, { delimiter: true, maxKeys: 2 })
+    return (page.Contents ?? []).some(o => o.Key !== prefix) || (page.CommonPrefixes?.length ?? 0) > 0
+  }
+
+  async read (p: string, offset: number, length: number): Promise<Buffer> {
+    this.keys.check(p, 'read')
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || length > 2 ** 31 - 1) {
+      throw this.err('EINVAL', 'read', p, 'offset/length must be non-negative integers')
+    }
+    if (p === '/') throw this.err('EISDIR', 'read', p, 'is a directory')
+    if (length === 0) return Buffer.alloc(0)
+    const key = this.keys.fileKey(p)
+    try {
+      if (length < SPLIT_READ_BYTES || this.settings.concurrency === 1) {
+        const known = this.cache.node(p)
+        return await this.prefetch.read(key, offset, length, known?.stat.kind === 'file' ? known.stat.size : undefined)
+      }
+      // Split into about `concurrency` ranges; ranges past EOF come back empty (416) and are dropped.
+      const size = Math.max(MIN_RANGE_BYTES, Math.ceil(length / this.settings.concurrency))
+      const ranges: Array<{ start: number; len: number; data?: Buffer }> = []
+      for (let at = 0; at < length; at += size) ranges.push({ start: offset + at, len: Math.min(size, length - at) })
+      await eachLimit(ranges, this.settings.concurrency, async r => { r.data = (await this.getRange(key, r.start, r.len)).data })
+      const parts: Buffer[] = []
+      for (const r of ranges) {
+        parts.push(r.data!)
+        if (r.data!.length < r.len) break // end of file
+      }
+      return parts.length === 1 ? parts[0] : Buffer.concat(parts)
+    } catch (err) {
+      if (isNotFound(err)) {
+        const info = await this.find(p, 'read').catch(() => undefined)
+        if (info?.stat.kind === 'dir') throw this.err('EISDIR', 'read', p, 'is a directory')
+        this.cache.forget(p)
+      }
+      throw this.fail(err, 'read', p)
+    }
+  }
+
+  /** GET of bytes [start, start+len): fewer only at EOF, empty past it; with the object's ETag. */
+  private async getRange (key: string, start: number, len: number): Promise<{ data: Buffer; etag?: string }> {
+    let out: S3.GetObjectCommandOutput
+    try {
+      out = await this.send<S3.GetObjectCommandOutput>('get', new this.sdk.GetObjectCommand({
+        Bucket: this.bucket, Key: key, Range: `bytes=${start}-${start + len - 1}`
+      }))
+    } catch (err) {
+      if (statusOf(err) === 416 || s3CodeOf(err) === 'InvalidRange') return { data: Buffer.alloc(0) }
+      throw err
+    }
+    const bytes = out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray()
+    let buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    // NB: a server that ignores Range answers 200 with the whole object.
+    if (out.ContentRange === undefined && start > 0) buf = buf.subarray(start)
+    if (buf.length > len) buf = buf.subarray(0, len)
+    this.stats.bytesRead += buf.length
+    return { data: buf, etag: out.ETag }
+  }
+
+  async write (p: string, source: WriteSource, attrs: WriteAttrs = {}): Promise<void> {
+    this.keys.check(p, 'write')
+    if (p === '/') throw this.err('EISDIR', 'write', p, 'is a directory')
+    const key = this.keys.fileKey(p)
+    const size = Buffer.isBuffer(source) ? source.length : source.size
+    let prev: ObjectInfo | undefined
+    try {
+      prev = await this.replacing(p)
+    } catch (err) {
+      throw this.fail(err, 'write', p)
+    }
+    const now = this.now()
+    let mode = attrs.mode ?? parseMode(prev?.metadata[META_MODE]) ?? (S_IFREG | 0o644)
+    if ((mode & S_IFMT) === 0) mode |= S_IFREG
+    const metadata = this.carriedMetadata(prev)
+    metadata[META_MODE] = formatMode(mode)
+    metadata[META_UID] = String(attrs.uid ?? prev?.metadata[META_UID] ?? this.defaults.uid)
+    metadata[META_GID] = String(attrs.gid ?? prev?.metadata[META_GID] ?? this.defaults.gid)
+    metadata[META_MTIME] = formatTime(attrs.mtimeMs ?? now)
+    metadata[META_CTIME] = formatTime(now)
+    const headers: ObjectHeaders = { ...(prev?.headers ?? {}) }
+    headers.ContentType ??= DEFAULT_CONTENT_TYPE
+    this.mutated()
+    this.prefetch.invalidate(key)
+    let etag: string | undefined
+    try {
+      if (size <= this.settings.partSizeBytes) {
+        const body = Buffer.isBuffer(source) ? source : await readStaging(source.file, size)
+        const out = await this.send<S3.PutObjectCommandOutput>('put', new this.sdk.PutObjectCommand({
+          Bucket: this.bucket, Key: key, Body: body, ContentLength: size, Metadata: metadata, ...headers
+        }))
+        etag = out.ETag
+      } else {
+        etag = await this.multipartUpload(key, source, size, metadata, headers)
+      }
+    } catch (err) {
+      this.cache.forget(p)
+      throw this.fail(err, 'write', p)
+    }
+    this.stats.bytesWritten += size
+    const info: ObjectInfo = { key, size, lastModifiedMs: now, etag, metadata, headers }
+    const stat = statOf(info, false, this.defaults)
+    this.cache.added(p, stat.kind, { stat, object: info })
+  }
+
+  /** The object a write to `p` replaces (its metadata and headers are carried over), or undefined. */
+  private async replacing (p: string): Promise<ObjectInfo | undefined> {
+    const cached = this.cache.node(p)
+    if (cached === null) return undefined
+    if (cached !== undefined) {
+      if (cached.stat.kind === 'dir') throw this.err('EISDIR', 'write', p, 'is a directory')
+      if (cached.object !== undefined) return cached.object
+    }
+    // A fresh listing of the parent without this name: a new object, nothing to carry over.
+    if (cached === undefined && this.cache.dir(parentOf(p))?.has(baseName(p)) === false) return undefined
+    return await this.head(this.keys.fileKey(p))
+  }
+
+  /** User metadata of `prev` that fsx does not own (xattrs, other tools' keys), plus its atime. */
+  private carriedMetadata (prev: ObjectInfo | undefined): Record<string, string> {
+    const out: Record<string, string> = {}
+    for (const [k, v] of Object.entries(prev?.metadata ?? {})) if (!POSIX_META.has(k)) out[k] = v
+    const atime = prev?.metadata[META_ATIME]
+    if (atime !== undefined) out[META_ATIME] = atime
+    return out
+  }
+
+  /** Multipart upload of `size` bytes streamed from the staging file; aborted (parts dropped) on failure. */
+  private async multipartUpload (key: string, source: WriteSource, size: number, metadata: Record<string, string>, headers: ObjectHeaders): Promise<string | undefined> {
+    const UploadClass = await this.deps.loadUpload()
+    const body = Buffer.isBuffer(source)
+      ? source
+      : createReadStream(source.file, { start: 0, end: size - 1, highWaterMark: 1024 * 1024 })
+    const upload = new UploadClass({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: key, Body: body, ContentLength: size, Metadata: metadata, ...headers },
+      partSize: Math.max(this.settings.partSizeBytes, Math.ceil(size / MAX_PARTS)),
+      queueSize: this.settings.concurrency,
+      leavePartsOnError: false
+    })
+    this.stats.multipart++
+    this.stats.requests += 2 // create + complete; each part counts as it completes
+    upload.on('httpUploadProgress', progress => { if (progress.part !== undefined) this.stats.requests++ })
+    try {
+      const out = await upload.done()
+      return (out as { ETag?: string }).ETag
+    } finally {
+      if (!Buffer.isBuffer(body)) body.destroy()
+    }
+  }
+
+  async remove (p: string): Promise<void> {
+    this.keys.check(p, 'unlink')
+    if (p === '/') throw this.err('EISDIR', 'unlink', p, 'is a directory')
+    const info = await this.lookup(p, 'unlink')
+    if (info.stat.kind === 'dir') throw this.err('EISDIR', 'unlink', p, 'is a directory')
+    this.mutated()
+    this.prefetch.invalidate(this.keys.fileKey(p))
+    try {
+      await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.keys.fileKey(p) }))
+    } catch (err) {
+      this.cache.forget(p)
+      throw this.fail(err, 'unlink', p)
+    }
+    this.cache.removed(p)
+  }
+
+  async mkdir (p: string, mode: number): Promise<void> {
+    this.keys.check(p, 'mkdir')
+    if (p === '/' || await this.find(p, 'mkdir') !== undefined) throw this.err('EEXIST', 'mkdir', p, 'file exists')
+    await this.checkParent(p, 'mkdir')
+    const now = this.now()
+    const info: ObjectInfo = {
+      key: this.keys.dirPrefix(p),
+      size: 0,
+      lastModifiedMs: now,
+      metadata: {
+        [META_MODE]: formatMode(S_IFDIR | (mode & 0o7777)),
+        [META_UID]: String(this.defaults.uid),
+        [META_GID]: String(this.defaults.gid),
+        [META_MTIME]: formatTime(now),
+        [META_CTIME]: formatTime(now)
+      },
+      headers: { ContentType: DIR_CONTENT_TYPE }
+    }
+    this.mutated()
+    try {
+      await this.putEmpty(info)
+    } catch (err) {
+      this.cache.forget(p)
+      throw this.fail(err, 'mkdir', p)
+    }
+    this.cache.added(p, 'dir', { stat: statOf(info, true, this.defaults), object: info })
+    this.cache.setDir(p, new Map())
+  }
+
+  private async putEmpty (info: ObjectInfo, body: Buffer = Buffer.alloc(0)): Promise<S3.PutObjectCommandOutput> {
+    const out = await this.send<S3.PutObjectCommandOutput>('put', new this.sdk.PutObjectCommand({
+      Bucket: this.bucket, Key: info.key, Body: body, ContentLength: body.length, Metadata: info.metadata, ...info.headers
+    }))
+    info.etag = out.ETag
+    this.stats.bytesWritten += body.length
+    return out
+  }
+
+  async rmdir (p: string): Promise<void> {
+    this.keys.check(p, 'rmdir')
+    if (p === '/') throw this.err('EBUSY', 'rmdir', p, 'cannot remove the mount root')
+    const info = await this.lookup(p, 'rmdir')
+    if (info.stat.kind !== 'dir') throw this.err('ENOTDIR', 'rmdir', p, 'not a directory')
+    const prefix = this.keys.dirPrefix(p)
+    this.mutated()
+    try {
+      if (await this.hasChildren(p)) throw this.err('ENOTEMPTY', 'rmdir', p, 'directory not empty')
+      await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: prefix }))
+      // s3fs's legacy form: a "dir" object (no slash) with content type application/x-directory.
+      if (info.object !== undefined && info.object.key !== prefix) {
+        await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: info.object.key }))
+      }
+    } catch (err) {
+      this.cache.forget(p)
+      throw this.fail(err, 'rmdir', p)
+    }
+    this.cache.removedTree(p)
+  }
+
+  async rename (from: string, to: string): Promise<void> {
+    this.keys.check(from, 'rename')
+    this.keys.check(to, 'rename')
+    if (from === '/' || to === '/') throw this.err('EBUSY', 'rename', from === '/' ? from : to, 'cannot rename the mount root')
+    if (to.startsWith(from + '/')) throw this.err('EINVAL', 'rename', to, 'cannot move a directory into itself')
+    const src = await this.lookup(from, 'rename')
+    if (from === to) return
+    const dst = await this.find(to, 'rename')
+    await this.checkParent(to, 'rename')
+    if (src.stat.kind !== 'dir') {
+      if (dst?.stat.kind === 'dir') throw this.err('EISDIR', 'rename', to, 'is a directory')
+      if (src.stat.size > MAX_COPY_BYTES) throw this.err('EXDEV', 'rename', from, 'objects over 5 GiB cannot be copied in one request')
+      this.mutated()
+      this.prefetch.invalidate(this.keys.fileKey(from))
+      this.prefetch.invalidate(this.keys.fileKey(to))
+      try {
+        await this.copy(this.keys.fileKey(from), this.keys.fileKey(to))
+        await this.deleteKeys([this.keys.fileKey(from)])
+      } catch (err) {
+        this.cache.forget(from)
+        this.cache.forget(to)
+        throw this.fail(err, 'rename', from)
+      }
+      this.cache.removed(from)
+      const moved = src.object === undefined ? undefined : { ...src, object: { ...src.object, key: this.keys.fileKey(to) } }
+      this.cache.added(to, src.stat.kind, moved)
+      return
+    }
+    if (dst !== undefined && dst.stat.kind !== 'dir') throw this.err('ENOTDIR', 'rename', to, 'not a directory')
+    try {
+      if (dst !== undefined && await this.hasChildren(to)) throw this.err('ENOTEMPTY', 'rename', to, 'directory not empty')
+    } catch (err) {
+      throw this.fail(err, 'rename', to)
+    }
+    const srcPrefix = this.keys.dirPrefix(from)
+    const dstPrefix = this.keys.dirPrefix(to)
+    this.mutated()
+    this.prefetch.invalidatePrefix(srcPrefix)
+    this.prefetch.invalidatePrefix(dstPrefix)
+    try {
+      const keys = await this.listAll(srcPrefix)
+      // s3fs's legacy form of a directory: a "dir" object (no slash); it moves as the marker would.
+      const legacy = src.object !== undefined && src.object.key === this.keys.fileKey(from) ? src.object.key : undefined
+      if (legacy !== undefined) await this.copy(legacy, this.keys.fileKey(to))
+      if (legacy !== undefined) keys.push({ key: legacy, size: 0 })
+      if (keys.some(k => k.size > MAX_COPY_BYTES)) throw this.err('EXDEV', 'rename', from, 'holds objects over 5 GiB, which cannot be copied in one request')
+      await eachLimit(keys.filter(k => k.key !== legacy), this.settings.concurrency * 4, async k => {
+        await this.copy(k.key, dstPrefix + k.key.slice(srcPrefix.length))
+      })
+      await this.deleteKeys(keys.map(k => k.key))
+    } catch (err) {
+      this.cache.removedTree(from)
+      this.cache.removedTree(to)
+      this.cache.forget(from)
+      this.cache.forget(to)
+      throw this.fail(err, 'rename', from)
+    }
+    this.cache.removedTree(from)
+    this.cache.removedTree(to)
+    this.cache.added(to, 'dir')
+  }
+
+  private async copy (fromKey: string, toKey: string): Promise<void> {
+    await this.send('copy', new this.sdk.CopyObjectCommand({
+      Bucket: this.bucket, Key: toKey, CopySource: copySource(this.bucket, fromKey), MetadataDirective: 'COPY'
+    }))
+  }
+
+  /** Deletes keys in batches of 1,000 (DeleteObjects); any per-key error fails the whole call. */
+  private async deleteKeys (keys: string[]): Promise<void> {
+    if (keys.length === 1) {
+      await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: keys[0] }))
+      return
+    }
+    const batches: string[][] = []
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) batches.push(keys.slice(i, i + DELETE_BATCH))
+    await eachLimit(batches, this.settings.concurrency, async batch => {
+      const out = await this.send<S3.DeleteObjectsCommandOutput>('delete', new this.sdk.DeleteObjectsCommand({
+        Bucket: this.bucket, Delete: { Objects: batch.map(Key => ({ Key })), Quiet: true }
+      }))
+      const failed = out.Errors?.[0]
+      if (failed !== undefined) {
+        throw Object.assign(new Error(`${failed.Code ?? 'Error'} deleting ${failed.Key ?? '?'}`), { name: failed.Code ?? 'Error' })
+      }
+    })
+  }
+
+  async symlink (target: string, p: string): Promise<void> {
+    this.keys.check(p, 'symlink')
+    if (typeof target !== 'string' || target === '' || target.includes('\0')) throw this.err('EINVAL', 'symlink', p, 'bad target')
+    if (Buffer.byteLength(target) > MAX_LINK_BYTES) throw this.err('ENAMETOOLONG', 'symlink', p, 'target too long')
+    if (p === '/' || await this.find(p, 'symlink') !== undefined) throw this.err('EEXIST', 'symlink', p, 'file exists')
+    const now = this.now()
+    const body = Buffer.from(target)
+    const info: ObjectInfo = {
+      key: this.keys.fileKey(p),
+      size: body.length,
+      lastModifiedMs: now,
+      metadata: {
+        [META_MODE]: formatMode(S_IFLNK | 0o777),
+        [META_UID]: String(this.defaults.uid),
+        [META_GID]: String(this.defaults.gid),
+        [META_MTIME]: formatTime(now),
+        [META_CTIME]: formatTime(now)
+      },
+      headers: { ContentType: DEFAULT_CONTENT_TYPE }
+    }
+    this.mutated()
+    try {
+      await this.putEmpty(info, body)
+    } catch (err) {
+      this.cache.forget(p)
+      throw this.fail(err, 'symlink', p)
+    }
+    this.cache.added(p, 'symlink', { stat: statOf(info, false, this.defaults), object: info, target })
+  }
+
+  async readlink (p: string): Promise<string> {
+    this.keys.check(p, 'readlink')
+    const info = await this.lookup(p, 'readlink')
+    if (info.stat.kind !== 'symlink') throw this.err('EINVAL', 'readlink', p, 'not a symlink')
+    if (info.target !== undefined) return info.target
+    try {
+      const target = (await this.getRange(this.keys.fileKey(p), 0, MAX_LINK_BYTES + 1)).data.toString('utf8')
+      info.target = target
+      return target
+    } catch (err) {
+      throw this.fail(err, 'readlink', p)
+    }
+  }
+
+  async chmod (p: string, mode: number): Promise<void> {
+    await this.updateMeta(p, 'chmod', (md, st) => {
+      if (st.kind === 'symlink') throw this.err('ENOTSUP', 'chmod', p, 'a symlink has no mode of its own')
+      md[META_MODE] = formatMode((st.mode & S_IFMT) | (mode & 0o7777))
+    })
+  }
+
+  async chown (p: string, uid: number, gid: number): Promise<void> {
+    await this.updateMeta(p, 'chown', md => {
+      if (uid >= 0 && uid < ID_UNCHANGED) md[META_UID] = String(uid)
+      if (gid >= 0 && gid < ID_UNCHANGED) md[META_GID] = String(gid)
+    })
+  }
+
+  async utimens (p: string, atimeMs: number | undefined, mtimeMs: number | undefined): Promise<void> {
+    if (atimeMs === undefined && mtimeMs === undefined) {
+      this.keys.check(p, 'utimens')
+      await this.lookup(p, 'utimens')
+      return
+    }
+    await this.updateMeta(p, 'utimens', md => {
+      if (atimeMs !== undefined) md[META_ATIME] = formatTime(atimeMs)
+      if (mtimeMs !== undefined) md[META_MTIME] = formatTime(mtimeMs)
+    })
+  }
+
+  /**
+   * Rewrites the user metadata of the object behind `p` (CopyObject onto itself, REPLACE, headers kept); a
+   * directory without a marker gets a marker carrying it. `patch` edits the metadata in place (and may throw).
+   */
+  private async updateMeta (p: string, op: string, patch: (md: Record<string, string>, st: Stat) => void): Promise<void> {
+    this.keys.check(p, op)
+    if (p === '/' && this.keys.prefix === '') throw this.err('EPERM', op, p, 'the bucket root has no object to hold attributes')
+    const info = await this.lookup(p, op)
+    const isDir = info.stat.kind === 'dir'
+    let obj = info.object
+    try {
+      if (obj === undefined && p === '/') obj = await this.head(this.keys.dirPrefix(p))
+    } catch (err) {
+      throw this.fail(err, op, p)
+    }
+    const st = info.stat
+    const md: Record<string, string> = { ...(obj?.metadata ?? {}) }
+    md[META_MODE] ??= formatMode(st.mode)
+    md[META_UID] ??= String(st.uid)
+    md[META_GID] ??= String(st.gid)
+    md[META_MTIME] ??= formatTime(st.mtimeMs)
+    patch(md, st)
+    md[META_CTIME] = formatTime(this.now())
+    this.mutated()
+    if (obj !== undefined) this.prefetch.invalidate(obj.key)
+    let next: ObjectInfo
+    try {
+      if (obj === undefined) {
+        next = { key: this.keys.dirPrefix(p), size: 0, lastModifiedMs: this.now(), metadata: md, headers: { ContentType: DIR_CONTENT_TYPE } }
+        await this.putEmpty(next)
+      } else {
+        if (obj.size > MAX_COPY_BYTES) throw this.err('EFBIG', op, p, 'attributes of objects over 5 GiB cannot be changed in one request')
+        await this.send('copy', new this.sdk.CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: obj.key,
+          CopySource: copySource(this.bucket, obj.key),
+          MetadataDirective: 'REPLACE',
+          Metadata: md,
+          ...obj.headers
+        }))
+        next = { ...obj, metadata: md }
+      }
+    } catch (err) {
+      this.cache.forget(p)
+      throw this.fail(err, op, p)
+    }
+    const stat = statOf(next, isDir && next.key.endsWith('/'), this.defaults)
+    this.cache.setNode(p, { stat: p === '/' ? { ...stat, kind: 'dir', mode: S_IFDIR | (stat.mode & 0o7777) } : stat, object: next, target: info.target })
+  }
+
+  // ---- xattrs: user metadata "xattr", s3fs's format ----------------------------------------------------------------
+
+  private checkXattrName (p: string, op: string, name: string): void {
+    if (!/^(user|trusted|security)\./.test(name)) throw this.err('ENOTSUP', op, p, `xattr namespace of "${name}" not supported (user., trusted., security.)`)
+    if (Buffer.byteLength(name) > XATTR_NAME_MAX) throw this.err('ERANGE', op, p, 'xattr name too long')
+  }
+
+  private async xattrsOf (p: string, op: string): Promise<Map<string, Buffer>> {
+    this.keys.check(p, op)
+    const info = await this.lookup(p, op)
+    let obj = info.object
+    if (obj === undefined && p === '/' && this.keys.prefix !== '') {
+      try {
+        obj = await this.head(this.keys.dirPrefix(p))
+      } catch (err) {
+        throw this.fail(err, op, p)
+      }
+    }
+    return decodeXattrs(obj?.metadata[META_XATTR])
+  }
+
+  async getxattr (p: string, name: string): Promise<Buffer> {
+    this.checkXattrName(p, 'getxattr', name)
+    const v = (await this.xattrsOf(p, 'getxattr')).get(name)
+    if (v === undefined) throw this.err('ENODATA', 'getxattr', p, 'no such attribute')
+    return v
+  }
+
+  async listxattr (p: string): Promise<string[]> {
+    return [...(await this.xattrsOf(p, 'listxattr')).keys()]
+  }
+
+  async setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> {
+    this.checkXattrName(p, 'setxattr', name)
+    if (value.length > XATTR_SIZE_MAX) throw this.err('E2BIG', 'setxattr', p, 'xattr value too large')
+    await this.updateMeta(p, 'setxattr', md => {
+      const xattrs = decodeXattrs(md[META_XATTR])
+      if ((flags & XATTR_CREATE) !== 0 && xattrs.has(name)) throw this.err('EEXIST', 'setxattr', p, 'attribute exists')
+      if ((flags & XATTR_REPLACE) !== 0 && !xattrs.has(name)) throw this.err('ENODATA', 'setxattr', p, 'no such attribute')
+      xattrs.set(name, Buffer.from(value))
+      md[META_XATTR] = encodeXattrs(xattrs)!
+    })
+  }
+
+  async removexattr (p: string, name: string): Promise<void> {
+    this.checkXattrName(p, 'removexattr', name)
+    await this.updateMeta(p, 'removexattr', md => {
+      const xattrs = decodeXattrs(md[META_XATTR])
+      if (!xattrs.delete(name)) throw this.err('ENODATA', 'removexattr', p, 'no such attribute')
+      const enc = encodeXattrs(xattrs)
+      if (enc === undefined) delete md[META_XATTR]
+      else md[META_XATTR] = enc
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.cache.clear()
+    this.prefetch.clear()
+    this.client.destroy()
+  }
+}
+
+/** Reads the first `size` bytes of a staging file (small objects: at most s3PartSize). */
+async function readStaging (file: string, size: number): Promise<Buffer> {
+  const fh = await open(file, 'r')
+  try {
+    const buf = Buffer.allocUnsafe(size)
+    let got = 0
+    while (got < size) {
+      const { bytesRead } = await fh.read(buf, got, size - got, got)
+      if (bytesRead === 0) break
+      got += bytesRead
+    }
+    if (got < size) throw Object.assign(new Error(`staging file ${file} holds ${got} of ${size} bytes`), { code: 'EIO' })
+    return buf
+  } finally {
+    await fh.close()
+  }
+}
+

@@ -1,0 +1,171 @@
+/**
+ * The S3 plugin's settings (rows of the same options table the core uses) and source parsing.
+ *
+ * Spelling rule as in the core: key `s3Endpoint` ⇔ flag `--s3-endpoint` ⇔ env `FSX_S3_ENDPOINT`. The core resolves
+ * them (default < preset < config file < env < flag) and hands the values, in base units (ms, bytes), to
+ * `create()`; `s3Settings()` applies the plugin's own defaults and checks ranges so a backend built directly (tests,
+ * library use) gets the same values.
+ *
+ * Nothing here touches the network or the SDK: `validate()` runs it before any connection is made.
+ * Credentials are never a setting: they come from the SDK's default chain (env, shared profile, SSO, instance role).
+ */
+import type { OptionSpec } from '../../../src/config/options.js'
+import type { SourceUrl } from '../../../src/backend/types.js'
+
+type MakeError = (code: string, message: string) => Error
+
+/** An EINVAL-style error without the kit (`validate` is not handed one); same shape as the core's. */
+export const plainError: MakeError = (code, message) => Object.assign(new Error(message), { code })
+
+const MiB = 1024 * 1024
+
+/** S3's smallest multipart part (except the last one). */
+export const MIN_PART_SIZE = 5 * MiB
+/** S3's largest part, and the largest object CopyObject accepts (larger ones would need a multipart copy). */
+export const MAX_PART_SIZE = 5 * 1024 * MiB
+/** Upper bound for s3Concurrency: beyond this, one transfer starves every other request of sockets. */
+export const MAX_CONCURRENCY = 64
+
+export const S3_OPTIONS: OptionSpec[] = [
+  {
+    key: 's3Endpoint', kind: 'string', default: undefined, scope: 's3',
+    help: 'Endpoint URL of an S3-compatible server, e.g. http://127.0.0.1:9000 (default: AWS, or AWS_ENDPOINT_URL_S3).',
+    details: 'Without it the SDK\'s own AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL are honoured, else AWS S3 itself.'
+  },
+  {
+    key: 's3Region', kind: 'string', default: undefined, scope: 's3',
+    help: 'Region of the bucket (default: the SDK\'s: AWS_REGION, the shared config profile, else us-east-1).',
+    details: 'A wrong region on AWS is corrected by following the region redirect S3 answers with.'
+  },
+  {
+    key: 's3PathStyle', kind: 'boolean', default: undefined, scope: 's3',
+    help: 'Path-style addressing (endpoint/bucket/key) instead of virtual-hosted (bucket.endpoint/key); default on with a custom endpoint, off for AWS.'
+  },
+  {
+    key: 's3Timeout', kind: 'duration', default: 30_000, scope: 's3',
+    help: 'Deadline of one S3 request attempt; a failed or timed-out attempt is retried with backoff (3 attempts), then the operation fails.',
+    details: 'Keep it well under opTimeout so S3 errors reach the application before the FUSE deadline does. ' +
+      'Throttling (503 SlowDown) and 5xx answers are retried the same way.'
+  },
+  {
+    key: 's3PartSize', kind: 'size', default: 8 * MiB, scope: 's3',
+    help: 'Multipart upload part size: larger objects are uploaded in parallel parts of this size (5M to 5G).',
+    details: 'Raised automatically for objects above 10,000 parts. Memory per upload is about s3PartSize × s3Concurrency.'
+  },
+  {
+    key: 's3Concurrency', kind: 'count', default: 4, scope: 's3',
+    help: 'Requests in flight for one large transfer: parts of one upload, ranges of one large read, keys of a directory rename.'
+  },
+  {
+    key: 's3ListCacheTtl', kind: 'duration', default: undefined, scope: 's3',
+    help: 'How long a directory listing and an object\'s attributes are trusted before S3 is asked again (default: attrTtl; 0: always ask).',
+    details: 'Unset, it follows the attrTtl in effect (the preset\'s), so S3 answers are trusted as long as the kernel ' +
+      'trusts attributes. Lookups of names a fresh listing does not hold are answered "no such file" without a request; ' +
+      'changes made through this mount update the cache at once, changes made by other clients show up at most this late ' +
+      '(plus the kernel\'s attrTtl/entryTtl).'
+  }
+]
+
+/** The plugin's settings in base units, defaults applied. */
+export interface S3Settings {
+  /** Custom endpoint URL, or undefined for AWS. */
+  endpoint?: string
+  region?: string
+  pathStyle: boolean
+  /** Deadline of one request attempt, ms. */
+  timeoutMs: number
+  partSizeBytes: number
+  concurrency: number
+  listCacheTtlMs: number
+}
+
+/** Reads the plugin's keys out of the resolved settings (and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL from `env`). */
+export function s3Settings (options: Record<string, unknown>, env: Record<string, string | undefined> = process.env, makeError: MakeError = plainError): S3Settings {
+  const num = (key: string, dflt: number): number => {
+    const v = options[key]
+    if (v === undefined || v === null) return dflt
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw makeError('EINVAL', `s3 setting ${key}: expected a non-negative number`)
+    return v
+  }
+  const str = (key: string): string | undefined => {
+    const v = options[key]
+    if (v === undefined || v === null || v === '') return undefined
+    if (typeof v !== 'string') throw makeError('EINVAL', `s3 setting ${key}: expected a string`)
+    return v
+  }
+  const endpoint = str('s3Endpoint') ?? nonEmpty(env.AWS_ENDPOINT_URL_S3) ?? nonEmpty(env.AWS_ENDPOINT_URL)
+  if (endpoint !== undefined) checkEndpoint(endpoint, makeError)
+  const pathStyle = options.s3PathStyle
+  if (pathStyle !== undefined && typeof pathStyle !== 'boolean') throw makeError('EINVAL', 's3 setting s3PathStyle: expected a boolean')
+  const timeoutMs = num('s3Timeout', 30_000)
+  if (timeoutMs < 100) throw makeError('EINVAL', 's3Timeout must be at least 100ms')
+  const partSizeBytes = num('s3PartSize', 8 * MiB)
+  if (partSizeBytes < MIN_PART_SIZE || partSizeBytes > MAX_PART_SIZE) throw makeError('EINVAL', 's3PartSize must be between 5M and 5G (S3\'s part size limits)')
+  const concurrency = num('s3Concurrency', 4)
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) throw makeError('EINVAL', `s3Concurrency must be an integer from 1 to ${MAX_CONCURRENCY}`)
+  return {
+    endpoint,
+    region: str('s3Region'),
+    pathStyle: pathStyle ?? endpoint !== undefined,
+    timeoutMs,
+    partSizeBytes: Math.floor(partSizeBytes),
+    concurrency,
+    listCacheTtlMs: num('s3ListCacheTtl', num('attrTtl', 1000))
+  }
+}
+
+function nonEmpty (s: string | undefined): string | undefined {
+  return s === undefined || s.trim() === '' ? undefined : s.trim()
+}
+
+/** An http(s) URL without credentials in it (those belong in the SDK's chain, and would end up in logs). */
+function checkEndpoint (endpoint: string, makeError: MakeError): void {
+  let url: URL
+  try {
+    url = new URL(endpoint)
+  } catch {
+    throw makeError('EINVAL', 's3 endpoint is not a URL (e.g. http://127.0.0.1:9000)')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw makeError('EINVAL', `s3 endpoint must be an http:// or https:// URL, not ${url.protocol}`)
+  if (url.username !== '' || url.password !== '') {
+    throw makeError('EINVAL', 's3 endpoint must not carry credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile')
+  }
+}
+
+/** Bucket and key prefix a source names. */
+export interface S3Target {
+  bucket: string
+  /** '' for the whole bucket, else the key prefix with one trailing slash ("photos/2024/"). */
+  prefix: string
+}
+
+/** Legacy (us-east-1) bucket names allow upper case and underscores; everything else is refused. */
+const BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/
+
+/**
+ * Parses `s3://bucket[/prefix]`. The prefix is taken as typed (not percent-decoded: "%20" is three characters of a
+ * key, and "?" or "#" are part of it); empty, "." and ".." segments are refused, leading and trailing slashes
+ * dropped. Pure.
+ */
+export function parseS3Source (source: SourceUrl, makeError: MakeError = plainError): S3Target {
+  const m = /^s3:\/\/([^/]*)(\/[\s\S]*)?$/i.exec(source.raw)
+  if (!m) throw makeError('EINVAL', 's3 source: write it as s3://bucket or s3://bucket/prefix')
+  const bucket = m[1]
+  if (bucket.includes('@') || bucket.includes(':')) {
+    throw makeError('EINVAL', 's3 source: no credentials or port in the URL (use AWS_* variables and --s3-endpoint)')
+  }
+  if (/[?#]/.test(bucket)) throw makeError('EINVAL', 's3 source: no query or fragment allowed (settings are --s3-* flags)')
+  if (!BUCKET.test(bucket)) throw makeError('EINVAL', 's3 source: not a valid bucket name (letters, digits, ".", "-", "_")')
+  const rest = (m[2] ?? '').replace(/^\/+/, '').replace(/\/+$/, '')
+  if (rest === '') return { bucket, prefix: '' }
+  for (const seg of rest.split('/')) {
+    if (seg === '' || seg === '.' || seg === '..') throw makeError('EINVAL', 's3 source: the prefix must not hold empty, "." or ".." segments')
+  }
+  if (rest.includes('\0')) throw makeError('EINVAL', 's3 source: the prefix holds a NUL byte')
+  return { bucket, prefix: rest + '/' }
+}
+
+/** The secret-free description: "s3://bucket" or "s3://bucket/prefix". */
+export function describeTarget (t: S3Target): string {
+  return `s3://${t.bucket}${t.prefix === '' ? '' : '/' + t.prefix.slice(0, -1)}`
+}
