@@ -5,6 +5,7 @@ import { FsxError } from '../errors.js'
 import { unmountPath } from '../fuse/fuse-native.js'
 import { mountAt } from '../mount/mountinfo.js'
 import { pidAlive, readRecord, removeRecord } from '../mount/runtime.js'
+import { drainWithProgress } from '../cli/drain.js'
 
 export default class Unmount extends FsxCommand {
   static summary = 'Unmount an fsx mount and wait for its process to finish.'
@@ -36,6 +37,13 @@ export default class Unmount extends FsxCommand {
     }
     if (!entry.fstype.startsWith('fuse')) {
       throw new FsxError('EINVAL', `${mountpoint} is not an fsx mount (${entry.fstype} from ${entry.source})`)
+    }
+    if (rec && pidAlive(rec.pid)) {
+      // Upload what write-back still holds before the kernel mount goes away (with progress on a terminal).
+      await drainWithProgress(mountpoint, true).catch(err => {
+        if (!flags.lazy) throw err
+        this.warn(`could not drain write-back: ${(err as Error).message}`)
+      })
     }
     await unmountPath(mountpoint, flags.lazy)
     if (rec && pidAlive(rec.pid)) {

@@ -66,9 +66,13 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   {
     key: 'consistency', kind: 'enum', default: 'session', choices: ['strong', 'session', 'eventual'], scope: 'vfs',
     help: 'How soon changes made outside this mount are seen: strong, session (close-to-open) or eventual.',
-    details: 'strong: the kernel page cache is dropped on every open (no kernel_cache), xattrs are not cached. ' +
-      'session: cached file data is kept across opens only while the file\'s mtime and size are unchanged (auto_cache). ' +
-      'eventual: cached file data is kept across opens until evicted (kernel_cache).'
+    details: 'strong: the kernel page cache is dropped on every open (no kernel_cache); no user-space metadata or xattr ' +
+      'caches; cached data blocks are revalidated at every open. ' +
+      'session: cached file data is kept across opens only while the file\'s mtime and size are unchanged (auto_cache); ' +
+      'lookups are served from the user-space caches, but every open revalidates the file\'s attributes (close-to-open). ' +
+      'eventual: cached file data is kept across opens until evicted (kernel_cache), and opens too are served from the ' +
+      'caches until their TTLs pass. A change made outside the mount is seen within attrTtl + attrCacheTtl ' +
+      '(listings: dirCacheTtl; a name looked up in vain: negativeTtl + negativeCacheTtl).'
   },
   {
     key: 'writeback', kind: 'boolean', default: false, scope: 'vfs',
@@ -83,6 +87,85 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   {
     key: 'xattrCacheTtl', kind: 'duration', default: 1000, scope: 'vfs',
     help: 'How long a cached extended attribute (or its absence) is trusted.'
+  },
+  {
+    key: 'attrCacheSize', kind: 'count', default: 10_000, scope: 'vfs',
+    help: 'Paths whose attributes fsx caches in user space, under the kernel\'s own cache (0 disables it).',
+    details: 'Saves a backend round trip when the kernel asks again: `ls -l` after a listing, a lookup after attrTtl. ' +
+      'Off with consistency=strong. Every change made through this mount updates it at once.'
+  },
+  {
+    key: 'attrCacheTtl', kind: 'duration', default: 1000, scope: 'vfs',
+    help: 'How long a cached attribute is trusted in user space.',
+    details: 'A change made outside this mount shows up at most attrTtl + attrCacheTtl late. ' +
+      'With consistency=session a file\'s attributes are revalidated at every open anyway (close-to-open).'
+  },
+  {
+    key: 'dirCacheSize', kind: 'count', default: 1000, scope: 'vfs',
+    help: 'Directories whose listings fsx caches in user space (0 disables it).',
+    details: 'A listing also fills the attribute cache with the attributes it carries. Off with consistency=strong.'
+  },
+  {
+    key: 'dirCacheTtl', kind: 'duration', default: 1000, scope: 'vfs',
+    help: 'How long a cached directory listing is trusted; names added or removed outside this mount show up at most this late in listings.'
+  },
+  {
+    key: 'negativeCacheSize', kind: 'count', default: 10_000, scope: 'vfs',
+    help: 'Paths whose "no such file" answer fsx caches in user space (0 disables it).'
+  },
+  {
+    key: 'negativeCacheTtl', kind: 'duration', default: 0, scope: 'vfs',
+    help: 'How long a cached "no such file" answer is trusted in user space (0 disables it).',
+    details: 'A file created outside this mount under a name looked up in vain shows up at most negativeTtl + ' +
+      'negativeCacheTtl late. Files created through this mount are seen at once.'
+  },
+  {
+    key: 'dataCacheSize', kind: 'size', default: 1024 ** 3, scope: 'vfs',
+    help: 'Hard cap of the on-disk data cache under cacheDir/data, per mounted source (0 disables it).',
+    details: 'Only for backends that cannot write at an offset (S3-like); local files use the kernel page cache. ' +
+      'File content is cached in 1 MiB blocks, so a sparse read of a big file fetches only what it touches. The cap ' +
+      'is never exceeded, not even while files are open. The cache survives a restart; a block is reused only while ' +
+      'the object\'s size and mtime (or ETag) are unchanged, checked at every open (consistency=session or strong).'
+  },
+  {
+    key: 'dataCacheMemory', kind: 'size', default: 64 * 1024 ** 2, scope: 'vfs',
+    help: 'Hard cap of the in-memory data cache, which holds small files (0 disables it).'
+  },
+  {
+    key: 'dataCacheSmallFile', kind: 'size', default: 1024 ** 2, scope: 'vfs',
+    help: 'Files up to this size are cached in memory, bigger ones on disk.'
+  },
+  {
+    key: 'dataCachePolicy', kind: 'enum', default: 'lru', choices: ['lru', 'lfu', 'ttl', 'hybrid'], scope: 'vfs',
+    help: 'What the data cache evicts first when full: lru, lfu, ttl or hybrid.',
+    details: 'lru: least recently used. lfu: least often used (keeps a data set read again and again). ' +
+      'ttl: oldest first, and blocks expire after dataCacheTtl. hybrid: segmented LRU, where blocks read twice ' +
+      'survive a one-off scan of a big file.'
+  },
+  {
+    key: 'dataCacheTtl', kind: 'duration', default: 3_600_000, scope: 'vfs',
+    help: 'With dataCachePolicy=ttl: how long a cached block lives.'
+  },
+  {
+    key: 'prefetchMax', kind: 'size', default: 8 * 1024 ** 2, scope: 'vfs',
+    help: 'Largest window fsx prefetches ahead of a sequential reader into the data cache (0 disables it).',
+    details: 'User-space readahead for backends that cannot write at an offset (S3-like), on top of the kernel\'s ' +
+      'short readahead: after three sequential reads of one open file, the next blocks are fetched as parallel ranged ' +
+      'reads; the window starts at 2 MiB and doubles while the reads stay sequential; a random read stops it.'
+  },
+  {
+    key: 'memoryBudget', kind: 'size', default: 512 * 1024 ** 2, scope: 'vfs',
+    help: 'One memory budget for fsx\'s user-space caches and readahead buffers together (0: only each cache\'s own cap).',
+    details: 'Covers the attribute, listing, negative and xattr caches (estimated), the in-memory data cache and blocks ' +
+      'being fetched. Near the budget the in-memory data cache gives up blocks and readahead pauses; a read an ' +
+      'application is waiting for is never refused, so blocks in flight for such reads (one per request) can ' +
+      'briefly go over it.'
+  },
+  {
+    key: 'writebackDirtyMax', kind: 'size', default: 1024 ** 3, scope: 'vfs',
+    help: 'With writeback on a backend that writes whole objects (S3-like): most bytes journaled on local disk but not yet uploaded.',
+    details: 'close() returns once the file is in the journal under cacheDir/journal; uploads run in the background and ' +
+      'are replayed at the next mount after a crash. Above this many pending bytes, close() waits for uploads.'
   },
   {
     key: 'opTimeout', kind: 'duration', default: 120_000, scope: 'fuse',

@@ -116,6 +116,21 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       consistency: values.consistency as 'strong' | 'session' | 'eventual',
       xattrCacheSize: values.xattrCacheSize as number,
       xattrCacheTtlMs: values.xattrCacheTtl as number,
+      attrCacheSize: values.attrCacheSize as number,
+      attrCacheTtlMs: values.attrCacheTtl as number,
+      dirCacheSize: values.dirCacheSize as number,
+      dirCacheTtlMs: values.dirCacheTtl as number,
+      negativeCacheSize: values.negativeCacheSize as number,
+      negativeCacheTtlMs: values.negativeCacheTtl as number,
+      dataCacheSize: values.dataCacheSize as number,
+      dataCacheMemory: values.dataCacheMemory as number,
+      dataCacheSmallFile: values.dataCacheSmallFile as number,
+      dataCachePolicy: values.dataCachePolicy as 'lru' | 'lfu' | 'ttl' | 'hybrid',
+      dataCacheTtlMs: values.dataCacheTtl as number,
+      prefetchMaxBytes: values.prefetchMax as number,
+      memoryBudgetBytes: values.memoryBudget as number,
+      writebackDirtyMaxBytes: values.writebackDirtyMax as number,
+      log: req.log,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })
     const opts = mountOptionsFrom(values, `fsx:${backend.description}`, rootStat.ino !== undefined)
@@ -127,6 +142,16 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
     const control = new ControlServer(socketPath(mountpoint), {
       ping: async () => ({ pid: process.pid }),
       stats: async () => ({ mount: metrics.snapshot() }),
+      invalidate: async (r) => {
+        const paths = Array.isArray(r.paths) && r.paths.length > 0 ? r.paths.map(String) : ['/']
+        for (const p of paths) vfs.invalidate(p)
+        return { invalidated: paths }
+      },
+      flush: async () => {
+        const failed = await vfs.drain()
+        if (failed > 0) throw new FsxError('EIO', `${failed} open file(s) could not be flushed`)
+        return { writeback: metrics.snapshot().writeback }
+      },
       settings: async () => ({
         preset: req.resolved.preset.name,
         settings: Object.fromEntries(req.resolved.specs.map(spec => [spec.key, spec.secret && values[spec.key] !== undefined ? '(set)' : values[spec.key] ?? null]))

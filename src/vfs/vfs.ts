@@ -8,16 +8,38 @@
  * - For backends without random writes, all handles of one path share one `OpenNode` whose staging file holds the
  *   whole object while any handle writes it; it is uploaded on flush/fsync (write-through) and on release.
  * - An acknowledged fsync/close means the data reached the backend (write-through), or, with `writeback`, that
- *   close returned before the backend made it durable; fsync always waits for durability.
- * - Mutations invalidate the xattr cache for the paths they touch before they resolve.
+ *   close returned before the backend made it durable; fsync always waits for durability. With `writeback` on a
+ *   whole-object backend, close returns once the new content is in the on-disk journal (journal.ts), which is
+ *   uploaded in the background and replayed at the next mount after a crash. Until a path's upload is done, its
+ *   attributes come from the journal, and anything that reads or changes it on the backend (open, truncate,
+ *   rename, chmod, …) first waits for the upload; unlink drops what was not uploaded yet.
+ * - Mutations invalidate the metadata caches (attributes, listings, negative answers: meta-cache.ts) and the xattr
+ *   cache for exactly the paths they touch, after the backend call settles and before they resolve; a rename or rmdir
+ *   of a directory invalidates everything below it, and a change of a directory's entries its listing.
+ * - Consistency: `strong` turns the user-space metadata caches off (every lookup and open asks the backend);
+ *   `session` (close-to-open) serves lookups from them for their TTL but revalidates a file's attributes at every
+ *   open; `eventual` serves lookups and opens from them until their TTL passes or `invalidate` is called.
  * - rename re-keys open handles and open nodes, so a file renamed while open keeps working.
+ * - Whole-object backends read through the data cache (data-cache.ts: memory tier for small files, disk tier by
+ *   blocks under `<cacheDir>/data`), with per-handle sequential readahead into it (readahead.ts). Each open reads
+ *   one object version (size + mtime or ETag, from the open's stat): cached blocks of another version are never
+ *   served. Backends with random writes (local, SFTP) have no data cache: the kernel page cache does that job.
+ * - One memory budget (`memoryBudgetBytes`) covers the metadata, xattr and in-memory data caches and blocks in
+ *   flight; near it the memory tier gives up blocks and readahead pauses.
  */
 import path from 'node:path'
 import { constants as fsConstants } from 'node:fs'
+import { open as openFile, type FileHandle } from 'node:fs/promises'
 import type { Backend, BackendFileHandle, OpenFlags, Stat, StatFs } from '../backend/types.js'
 import { FsxError } from '../errors.js'
 import { StagingFile } from './staging.js'
 import { XattrCache } from './xattr-cache.js'
+import { MetaCache, parentOf } from './meta-cache.js'
+import { DataCache, type Version } from './data-cache.js'
+import type { EvictionPolicyName } from './eviction.js'
+import { Readahead, type ReadaheadCounters } from './readahead.js'
+import { Journal, type JournalRecord } from './journal.js'
+import { createHash } from 'node:crypto'
 
 /** Settings the VFS reads, in base units. */
 export interface VfsOptions {
@@ -25,6 +47,43 @@ export interface VfsOptions {
   consistency: 'strong' | 'session' | 'eventual'
   xattrCacheSize: number
   xattrCacheTtlMs: number
+  /** User-space attribute cache: entries (0: off) and TTL in ms. Off with consistency=strong. Default off. */
+  attrCacheSize?: number
+  attrCacheTtlMs?: number
+  /** User-space directory-listing cache: directories (0: off) and TTL in ms. Off with consistency=strong. */
+  dirCacheSize?: number
+  dirCacheTtlMs?: number
+  /** User-space "no such file" cache: paths (0: off) and TTL in ms. Off with consistency=strong. */
+  negativeCacheSize?: number
+  negativeCacheTtlMs?: number
+  /**
+   * Data cache for backends without random writes (S3-like): disk tier cap in bytes under `<cacheDir>/data`,
+   * memory tier cap in bytes, the size up to which a file goes to the memory tier, eviction policy, and the block
+   * lifetime under the ttl policy. Default: off.
+   */
+  dataCacheSize?: number
+  dataCacheMemory?: number
+  dataCacheSmallFile?: number
+  dataCachePolicy?: EvictionPolicyName
+  dataCacheTtlMs?: number
+  /**
+   * One memory budget in bytes across the metadata, xattr and data caches and readahead buffers (0: only each
+   * cache's own cap). The data cache's memory tier shrinks and readahead pauses to stay under it.
+   */
+  memoryBudgetBytes?: number
+  /**
+   * With `writeback` on a whole-object backend: most bytes journaled under `<cacheDir>/journal` but not yet
+   * uploaded; close() waits above it (back-pressure). Default 1 GiB.
+   */
+  writebackDirtyMaxBytes?: number
+  /** First retry delay after a failed background upload, in ms (default 1 s, doubling to 30 s). */
+  writebackRetryMs?: number
+  /** Largest window prefetched ahead of a sequential reader into the data cache, in bytes (0: no readahead). */
+  prefetchMaxBytes?: number
+  /** Data cache block size in bytes (default 1 MiB: one request amortises a round trip, a sparse read stays cheap). */
+  dataBlockBytes?: number
+  /** Where the VFS reports conditions worth a log line (the data cache's disk tier being unavailable). */
+  log?: (line: string) => void
   /** Where staging files live. */
   cacheDir: string
   /** uid/gid reported for nodes when the backend has none (defaults: the mounting process). */
@@ -40,9 +99,15 @@ export interface CacheStats {
   evictions: number
   entries: number
   bytes?: number
+  /** The layer's byte cap, where it has one. */
+  capBytes?: number
 }
 
-/** Everything the VFS counts; `fsx stats` shows it. Layers that do not exist yet are absent. */
+/**
+ * Everything the VFS counts; `fsx stats` shows it. `caches` always holds attr, dir, negative, dataMemory, dataDisk
+ * and xattr (zeros where a layer is off); `readahead` and `memory` are always present; `writeback` is absent until
+ * there is a write-back queue.
+ */
 export interface VfsStats {
   caches: Record<string, CacheStats>
   openFiles: number
@@ -59,6 +124,9 @@ interface OpenNode {
   refs: number
   staging?: StagingFile
   mode: number
+  /** Owner recorded with every upload: the object's own, so a chown is not undone by the next write. */
+  uid: number
+  gid: number
 }
 
 interface Handle {
@@ -68,6 +136,11 @@ interface Handle {
   node?: OpenNode
   /** Set when this handle wrote data not yet made durable. */
   dirty: boolean
+  /** Whole-object backends: the object version this open reads through the data cache. */
+  version?: Version
+  readahead?: Readahead
+  /** Write-back: a read-only open of a version not uploaded yet reads the journal's copy. */
+  journalFile?: FileHandle
 }
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND } = fsConstants
@@ -87,11 +160,24 @@ export function decodeFlags (flags: number): OpenFlags {
   }
 }
 
+/** Rough heap cost of one path in the xattr cache (a few names and small values). */
+const XATTR_PATH_BYTES = 256
+
+/** Default data cache block: 1 MiB amortises a request round trip yet keeps a sparse read of a big file cheap. */
+const DEFAULT_BLOCK_BYTES = 1024 * 1024
+
 /** Names the kernel asks for on every `ls -l` and `cp` (ACLs, capabilities): answered ENODATA without the backend. */
 const SYSTEM_XATTR = /^system\./
 
 export class Vfs {
   readonly xattrs: XattrCache
+  readonly meta: MetaCache
+  /** Data cache; only for backends without random writes (for local files the kernel page cache is enough). */
+  readonly data?: DataCache
+  /** Write-back journal; only for backends without random writes, with `writeback`. */
+  readonly journal?: Journal
+  private opens = 0
+  private readonly raCounters: ReadaheadCounters = { triggered: 0, bytesUsed: 0, bytesWasted: 0 }
   private readonly handles = new Map<number, Handle>()
   private readonly nodes = new Map<string, OpenNode>()
   private nextFh = 1
@@ -104,6 +190,44 @@ export class Vfs {
       ttlMs: opts.xattrCacheTtlMs,
       now: opts.now
     })
+    const strong = opts.consistency === 'strong'
+    this.meta = new MetaCache({
+      attrSize: strong ? 0 : opts.attrCacheSize ?? 0,
+      attrTtlMs: opts.attrCacheTtlMs ?? 0,
+      dirSize: strong ? 0 : opts.dirCacheSize ?? 0,
+      dirTtlMs: opts.dirCacheTtlMs ?? 0,
+      negativeSize: strong ? 0 : opts.negativeCacheSize ?? 0,
+      negativeTtlMs: opts.negativeCacheTtlMs ?? 0,
+      now: opts.now
+    })
+    // Caches and journal on disk are per source: a stable name from the backend's (secret-free) description.
+    const ns = createHash('sha256').update(backend.description).digest('hex').slice(0, 16)
+    const dataDisk = opts.dataCacheSize ?? 0
+    const dataMem = opts.dataCacheMemory ?? 0
+    if (!backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
+      this.data = new DataCache({
+        dir: path.join(opts.cacheDir, 'data', ns),
+        diskBytes: dataDisk,
+        memoryBytes: dataMem,
+        smallFileBytes: opts.dataCacheSmallFile ?? DEFAULT_BLOCK_BYTES,
+        blockBytes: opts.dataBlockBytes ?? DEFAULT_BLOCK_BYTES,
+        policy: opts.dataCachePolicy ?? 'lru',
+        ttlMs: opts.dataCacheTtlMs ?? 0,
+        now: opts.now,
+        budget: { bytes: opts.memoryBudgetBytes ?? 0, others: () => this.metadataBytes() },
+        onDiskUnavailable: reason => opts.log?.(`data cache: disk tier off: ${reason}`)
+      })
+    }
+    if (!backend.capabilities.randomWrite && opts.writeback) {
+      this.journal = new Journal({
+        dir: path.join(opts.cacheDir, 'journal', ns),
+        backend,
+        maxDirtyBytes: opts.writebackDirtyMaxBytes ?? 1024 ** 3,
+        onUploaded: p => this.changed(p),
+        retryMs: opts.writebackRetryMs,
+        log: opts.log
+      })
+    }
     this.uid = opts.uid ?? (process.getuid?.() ?? 0)
     this.gid = opts.gid ?? (process.getgid?.() ?? 0)
   }
@@ -121,14 +245,92 @@ export class Vfs {
     const node = this.nodes.get(p)
     if (node?.staging) {
       // The object on the backend is stale while a staged copy is open: report the staged size.
-      const st = await this.backend.stat(p).catch(() => undefined)
+      const st = await this.statCached(p).catch(() => undefined)
       const now = Date.now()
       return {
         kind: 'file', size: node.staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
         nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: node.staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino
       }
     }
-    return await this.backend.stat(p)
+    if (this.journal) {
+      await this.journal.ready
+      const j = this.journal.pending(p)
+      // Journaled but not uploaded yet: the backend still has the previous version.
+      if (j) return this.journaledStat(j, await this.statCached(p).catch(() => undefined))
+    }
+    return await this.statCached(p)
+  }
+
+  /** Attributes of a journaled version, with what the backend knows of the object for the rest. */
+  private journaledStat (j: JournalRecord, st?: Stat): Stat {
+    return { kind: 'file', size: j.size, mode: j.mode, uid: j.uid, gid: j.gid, nlink: 1, atimeMs: st?.atimeMs ?? j.mtimeMs, mtimeMs: j.mtimeMs, ctimeMs: j.mtimeMs, ino: st?.ino }
+  }
+
+  /** Backend attributes of `p` through the metadata caches. */
+  private async statCached (p: string): Promise<Stat> {
+    return await this.meta.stat(p, async () => await this.backend.stat(p), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
+  }
+
+  /**
+   * Attributes for an open: fresh from the backend (and cached) under strong and session consistency, so an open
+   * sees every change closed before it (close-to-open); from the cache while fresh under eventual.
+   */
+  private async statForOpen (p: string): Promise<Stat> {
+    if (this.opts.consistency === 'eventual') return await this.statCached(p)
+    this.meta.invalidate(p)
+    const ticket = this.meta.begin()
+    try {
+      const st = await this.backend.stat(p)
+      this.meta.putAttr(p, st, ticket)
+      return st
+    } finally {
+      this.meta.end(ticket)
+    }
+  }
+
+  /** Estimated heap bytes of the metadata and xattr caches. */
+  private metadataBytes (): number {
+    return this.meta.bytes() + this.xattrs.paths * XATTR_PATH_BYTES
+  }
+
+  /** Estimated bytes held by every cache and buffer the memory budget covers. */
+  memoryUsed (): number {
+    return this.metadataBytes() + (this.data?.memoryBytes ?? 0)
+  }
+
+  /** Metadata (and content) of `p` changed: forget them. */
+  private changed (p: string): void {
+    this.meta.invalidate(p)
+    this.data?.invalidate(p)
+  }
+
+  /** A name appeared in or vanished from its directory: forget `p` and its parent's listing and attributes. */
+  private entryChanged (p: string, tree = false): void {
+    if (tree) {
+      this.meta.invalidateTree(p)
+      this.data?.invalidateTree(p)
+    } else {
+      this.meta.invalidate(p)
+      this.data?.invalidate(p)
+    }
+    this.meta.invalidate(parentOf(p))
+  }
+
+  /** The version an open reads through the data cache. */
+  private versionOf (st: Stat): Version {
+    // NB: without an ETag, strong consistency cannot trust size + mtime (object stores keep mtimes to the second):
+    // a per-open tag keeps cached blocks for this open only.
+    const etag = st.etag ?? (this.opts.consistency === 'strong' ? `open-${++this.opens}` : undefined)
+    return { size: st.size, mtimeMs: st.mtimeMs, etag }
+  }
+
+  /** Runs a mutation and invalidates what it touched once it settled, failed or not (a failure may be partial). */
+  private async mutate<T> (run: () => Promise<T>, after: () => void): Promise<T> {
+    try {
+      return await run()
+    } finally {
+      after()
+    }
   }
 
   async fgetattr (p: string, fh: number): Promise<Stat> {
@@ -141,7 +343,7 @@ export class Vfs {
   }
 
   async readdir (p: string): Promise<{ names: string[], stats: Array<Stat | undefined> }> {
-    const entries = await this.backend.list(p)
+    const entries = await this.meta.list(p, async () => await this.backend.list(p))
     return { names: entries.map(e => e.name), stats: entries.map(e => e.stat) }
   }
 
@@ -167,10 +369,10 @@ export class Vfs {
     return h
   }
 
-  private acquireNode (p: string, mode: number): OpenNode {
+  private acquireNode (p: string, mode: number, uid: number, gid: number): OpenNode {
     let node = this.nodes.get(p)
     if (!node) {
-      node = { path: p, refs: 0, mode }
+      node = { path: p, refs: 0, mode, uid, gid }
       this.nodes.set(p, node)
     }
     node.refs++
@@ -185,7 +387,7 @@ export class Vfs {
       const staging = node.staging
       node.staging = undefined
       try {
-        await staging.upload(this.backend, node.path, { mode: node.mode, uid: this.uid, gid: this.gid })
+        await this.saveStaged(node, staging, false)
       } finally {
         await staging.discard()
       }
@@ -195,37 +397,61 @@ export class Vfs {
   async open (p: string, flagsInt: number): Promise<number> {
     const flags = decodeFlags(flagsInt)
     if (this.caps.randomWrite && this.backend.open) {
-      const bh = await this.backend.open(p, { ...flags, append: false }, 0o666)
+      // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
+      if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
+      const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666),
+        () => { if (flags.truncate || flags.create) this.entryChanged(p) })
       return this.register({ path: p, flags, bh, dirty: false })
     }
-    const st = await this.backend.stat(p)
+    // Write-back: a version not uploaded yet is read (or staged for writing) from the journal's copy.
+    if (this.journal) await this.journal.ready
+    const journaled = this.journal?.pending(p)
+    let st = journaled ? this.journaledStat(journaled) : await this.statForOpen(p)
     if (st.kind === 'dir') throw new FsxError('EISDIR', 'is a directory', { path: p, op: 'open' })
-    const node = this.acquireNode(p, st.mode)
+    const node = this.acquireNode(p, st.mode, st.uid, st.gid)
+    let journalFile: FileHandle | undefined
     try {
+      if (journaled && !flags.write) {
+        // NB: the entry's file is removed once uploaded; an open descriptor keeps this version readable.
+        journalFile = await openFile(this.journal!.dataFile(journaled), 'r').catch(() => undefined)
+        if (!journalFile) st = await this.statForOpen(p) // uploaded meanwhile: the backend has it now
+      }
+      if (flags.write && !node.staging && journaled && !(flags.truncate || st.size === 0)) {
+        node.staging = await StagingFile.fromFile(this.stagingDir(), this.journal!.dataFile(journaled), st.size).catch(() => undefined)
+        if (!node.staging) st = await this.statForOpen(p)
+      }
       if (flags.write && !node.staging) {
         node.staging = await StagingFile.create(this.stagingDir(), this.backend, p, flags.truncate || st.size === 0, st.size)
         if (flags.truncate && st.size > 0) node.staging.dirty = true
       } else if (flags.write && flags.truncate && node.staging) {
         await node.staging.truncate(0)
       }
+      if (flags.write && flags.truncate) this.changed(p)
     } catch (err) {
+      await journalFile?.close().catch(() => {})
       await this.releaseNode(node)
       throw err
     }
-    return this.register({ path: p, flags, node, dirty: false })
+    if (journalFile) return this.register({ path: p, flags, node, dirty: false, journalFile })
+    const version = this.data && !flags.write ? this.versionOf(st) : undefined
+    const readahead = version && (this.opts.prefetchMaxBytes ?? 0) > 0 && st.size > this.data!.blockBytes
+      ? new Readahead(this.opts.prefetchMaxBytes!, this.data!.blockBytes, this.raCounters)
+      : undefined
+    return this.register({ path: p, flags, node, dirty: false, version, readahead })
   }
 
   async create (p: string, mode: number): Promise<number> {
     const flags: OpenFlags = { read: true, write: true, create: true, exclusive: false, truncate: false, append: false }
     this.xattrs.invalidate(p)
     if (this.caps.randomWrite && this.backend.open) {
-      const bh = await this.backend.open(p, flags, mode & 0o7777)
+      const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777), () => this.entryChanged(p))
       return this.register({ path: p, flags, bh, dirty: false })
     }
     // Whole-object backends: make the (empty) object exist now so lookups find it, stage its content locally.
     const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
-    await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: this.uid, gid: this.gid, mtimeMs: Date.now() })
-    const node = this.acquireNode(p, fileMode)
+    await this.mutate(async () => await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: this.uid, gid: this.gid, mtimeMs: Date.now() }),
+      () => this.entryChanged(p))
+    const node = this.acquireNode(p, fileMode, this.uid, this.gid)
     try {
       node.staging ??= await StagingFile.create(this.stagingDir(), this.backend, p, true)
     } catch (err) {
@@ -244,6 +470,23 @@ export class Vfs {
     }
     const staging = h.node?.staging
     if (staging) return await staging.read(buf, len, pos)
+    if (h.journalFile) return (await h.journalFile.read(buf, 0, len, pos)).bytesRead
+    if (this.data && h.version) {
+      const objectPath = h.path
+      const version = h.version
+      const fetch = async (off: number, n: number): Promise<Buffer> => await this.backend.read(objectPath, off, n)
+      const ra = h.readahead
+      if (ra) {
+        for (const idx of ra.onRead(pos, len, version.size)) {
+          if (this.data.has(objectPath, version, idx)) continue
+          // Backpressure: no prefetch beyond the memory budget (the block is fetched on demand later).
+          if (this.data.overBudget(this.data.blockBytes)) { ra.rewind(idx); break }
+          ra.started(idx)
+          this.data.prefetch(objectPath, version, idx, fetch).then(n => ra.finished(idx, n), () => ra.finished(idx, 0))
+        }
+      }
+      return await this.data.read(objectPath, version, buf, len, pos, fetch)
+    }
     const data = await this.backend.read(h.path, pos, len)
     return data.copy(buf, 0, 0, Math.min(len, data.length))
   }
@@ -253,7 +496,7 @@ export class Vfs {
     if (!h.flags.write) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
     const data = len === buf.length ? buf : buf.subarray(0, len)
     h.dirty = true
-    if (h.bh) return await h.bh.write(pos, data)
+    if (h.bh) return await this.mutate(async () => await h.bh!.write(pos, data), () => this.changed(h.path))
     const staging = h.node?.staging
     if (!staging) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
     return await staging.write(data, len, pos)
@@ -278,13 +521,37 @@ export class Vfs {
       }
       return
     }
-    if (h.node?.staging?.dirty) await h.node.staging.upload(this.backend, h.node.path, { mode: h.node.mode, uid: this.uid, gid: this.gid })
+    if (h.node?.staging) await this.saveStaged(h.node, h.node.staging, durable)
+  }
+
+  /**
+   * Saves a staged object if it changed: uploads it (write-through), or with the write-back journal commits it to
+   * the journal and, when `durable`, waits for the upload. Then forgets what the backend said about it before.
+   */
+  private async saveStaged (node: OpenNode, staging: StagingFile, durable: boolean): Promise<void> {
+    const journal = this.journal
+    if (journal) await journal.ready
+    if (!journal?.enabled) {
+      if (!staging.dirty) return
+      await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid }),
+        () => this.changed(node.path))
+      return
+    }
+    if (staging.dirty) {
+      const version = staging.version
+      await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs: Date.now() }),
+        () => this.changed(node.path))
+      if (staging.version === version) staging.dirty = false
+    }
+    if (durable) await journal.flush(node.path)
   }
 
   async release (_p: string, fh: number): Promise<void> {
     const h = this.handles.get(fh)
     if (!h) return
     this.handles.delete(fh)
+    h.readahead?.close()
+    await h.journalFile?.close().catch(() => {})
     if (h.bh) {
       await h.bh.close()
       return
@@ -304,6 +571,11 @@ export class Vfs {
   async truncate (p: string, size: number): Promise<void> {
     const node = this.nodes.get(p)
     if (node?.staging) return await node.staging.truncate(size)
+    await this.journal?.flush(p)
+    await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p))
+  }
+
+  private async truncateBackend (p: string, size: number): Promise<void> {
     if (this.backend.truncate) return await this.backend.truncate(p, size)
     // Whole-object backend, file not open: rewrite it through a staging copy.
     const st = await this.backend.stat(p)
@@ -320,7 +592,7 @@ export class Vfs {
   async ftruncate (p: string, fh: number, size: number): Promise<void> {
     const h = this.handle(fh)
     h.dirty = true
-    if (h.bh) return await h.bh.truncate(size)
+    if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path))
     if (h.node?.staging) return await h.node.staging.truncate(size)
     await this.truncate(h.path ?? p, size)
   }
@@ -328,29 +600,43 @@ export class Vfs {
   // ---- namespace --------------------------------------------------------------------------------------------------
 
   async mkdir (p: string, mode: number): Promise<void> {
-    await this.backend.mkdir(p, mode & 0o7777)
+    await this.mutate(async () => await this.backend.mkdir(p, mode & 0o7777), () => this.entryChanged(p))
   }
 
   async rmdir (p: string): Promise<void> {
-    await this.backend.rmdir(p)
-    this.xattrs.invalidate(p, true)
+    await this.mutate(async () => await this.backend.rmdir(p), () => {
+      this.xattrs.invalidate(p, true)
+      this.entryChanged(p, true)
+    })
   }
 
   async unlink (p: string): Promise<void> {
-    await this.backend.remove(p)
-    this.xattrs.invalidate(p)
+    // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
+    await this.journal?.discard(p)
+    await this.mutate(async () => await this.backend.remove(p), () => {
+      this.xattrs.invalidate(p)
+      this.entryChanged(p)
+    })
   }
 
   async rename (from: string, to: string): Promise<void> {
     // Upload staged content first so the object that moves is the one the application wrote.
     for (const node of this.nodes.values()) {
       if ((node.path === from || node.path.startsWith(from + '/')) && node.staging?.dirty) {
-        await node.staging.upload(this.backend, node.path, { mode: node.mode, uid: this.uid, gid: this.gid })
+        await this.saveStaged(node, node.staging, true)
       }
     }
-    await this.backend.rename(from, to)
-    this.xattrs.invalidate(from, true)
-    this.xattrs.invalidate(to, true)
+    // Write-back: no upload may land under either name after the rename.
+    if (this.journal) {
+      await this.journal.flushTree(from)
+      await this.journal.flush(to)
+    }
+    await this.mutate(async () => await this.backend.rename(from, to), () => {
+      this.xattrs.invalidate(from, true)
+      this.xattrs.invalidate(to, true)
+      this.entryChanged(from, true)
+      this.entryChanged(to, true)
+    })
     this.rekey(from, to)
   }
 
@@ -372,7 +658,7 @@ export class Vfs {
 
   async symlink (target: string, p: string): Promise<void> {
     if (!this.caps.symlinks || !this.backend.symlink) throw new FsxError('EPERM', 'symlinks are not supported by this backend', { path: p, op: 'symlink' })
-    await this.backend.symlink(target, p)
+    await this.mutate(async () => await this.backend.symlink!(target, p), () => this.entryChanged(p))
   }
 
   async readlink (p: string): Promise<string> {
@@ -382,26 +668,41 @@ export class Vfs {
 
   async link (existing: string, p: string): Promise<void> {
     if (!this.caps.hardlinks || !this.backend.link) throw new FsxError('EPERM', 'hard links are not supported by this backend', { path: p, op: 'link' })
-    await this.backend.link(existing, p)
+    await this.mutate(async () => await this.backend.link!(existing, p), () => {
+      this.changed(existing)
+      this.entryChanged(p)
+    })
   }
 
   async chmod (p: string, mode: number): Promise<void> {
     if (!this.caps.chmod || !this.backend.chmod) throw new FsxError('ENOTSUP', 'chmod is not supported by this backend', { path: p, op: 'chmod' })
-    await this.backend.chmod(p, mode & 0o7777)
+    await this.settleJournal(p)
+    await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p))
     const node = this.nodes.get(p)
     if (node) node.mode = (node.mode & ~0o7777) | (mode & 0o7777)
   }
 
   async chown (p: string, uid: number, gid: number): Promise<void> {
     if (!this.caps.chown || !this.backend.chown) throw new FsxError('ENOTSUP', 'chown is not supported by this backend', { path: p, op: 'chown' })
-    await this.backend.chown(p, uid, gid)
+    await this.settleJournal(p)
+    await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p))
+    const node = this.nodes.get(p)
+    // chown(2) passes -1 (as an unsigned 0xffffffff) for "leave unchanged".
+    if (node && uid !== -1 && uid !== 0xffffffff) node.uid = uid
+    if (node && gid !== -1 && gid !== 0xffffffff) node.gid = gid
   }
 
   async utimens (p: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
     // Backends without times keep whatever they record; touch(1) must still succeed.
     if (!this.caps.utimens || !this.backend.utimens) return
+    await this.settleJournal(p)
     const now = Date.now()
-    await this.backend.utimens(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime)
+    await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime), () => this.changed(p))
+  }
+
+  /** Write-back: an attribute change must land after the upload of the version it applies to, not be overwritten by it. */
+  private async settleJournal (p: string): Promise<void> {
+    await this.journal?.flush(p)
   }
 
   // ---- extended attributes ----------------------------------------------------------------------------------------
@@ -431,7 +732,11 @@ export class Vfs {
     this.xattrSupport(p, 'setxattr')
     if (!this.backend.setxattr) throw new FsxError('ENOTSUP', 'cannot set extended attributes here', { path: p, op: 'setxattr' })
     this.xattrs.invalidate(p)
-    await this.backend.setxattr(p, name, value, flags)
+    await this.settleJournal(p)
+    await this.mutate(async () => await this.backend.setxattr!(p, name, value, flags), () => {
+      this.xattrs.invalidate(p)
+      this.changed(p)
+    })
   }
 
   async listxattr (p: string): Promise<string[]> {
@@ -447,17 +752,61 @@ export class Vfs {
     this.xattrSupport(p, 'removexattr')
     if (!this.backend.removexattr) throw new FsxError('ENOTSUP', 'cannot remove extended attributes here', { path: p, op: 'removexattr' })
     this.xattrs.invalidate(p)
-    await this.backend.removexattr(p, name)
+    await this.settleJournal(p)
+    await this.mutate(async () => await this.backend.removexattr!(p, name), () => {
+      this.xattrs.invalidate(p)
+      this.changed(p)
+    })
+  }
+
+  /**
+   * Forgets cached metadata (and xattrs) of `p` and everything below it; of everything without a path. For
+   * `fsx invalidate` and for telling an eventual-consistency mount that the backend changed.
+   */
+  invalidate (p = '/'): void {
+    if (p === '/') {
+      this.meta.clear()
+    } else {
+      this.meta.invalidateTree(p)
+      this.meta.invalidate(parentOf(p))
+    }
+    this.xattrs.invalidate(p, true)
+    this.data?.invalidateTree(p)
+  }
+
+  /**
+   * Makes everything acknowledged so far durable on the backend: open files are flushed, then the write-back
+   * journal is drained. Resolves with the number of files that could not be flushed; rejects with the first upload
+   * error of the journal.
+   */
+  async drain (): Promise<number> {
+    const errors = await this.flushAll()
+    await this.journal?.flushTree('/')
+    return errors
   }
 
   /** Live counters for `fsx stats`. */
   stats (): VfsStats {
-    return { caches: { xattr: this.xattrs.counters() }, openFiles: this.handles.size }
+    const meta = this.meta.counters()
+    const none: CacheStats = { hits: 0, misses: 0, evictions: 0, entries: 0, bytes: 0, capBytes: 0 }
+    const data = this.data?.counters() ?? { dataMemory: none, dataDisk: { ...none } }
+    return {
+      caches: { attr: meta.attr, dir: meta.dir, negative: meta.negative, dataMemory: data.dataMemory, dataDisk: data.dataDisk, xattr: this.xattrs.counters() },
+      openFiles: this.handles.size,
+      readahead: { ...this.raCounters },
+      ...(this.journal ? { writeback: this.journal.counters() } : {}),
+      memory: { usedBytes: this.memoryUsed(), budgetBytes: this.opts.memoryBudgetBytes ?? 0 }
+    }
   }
 
   /** Releases all handles and the backend. */
   async close (): Promise<void> {
     for (const fh of [...this.handles.keys()]) await this.release('', fh).catch(() => {})
+    await this.data?.close().catch(err => this.opts.log?.(`data cache: ${(err as Error).message}`))
+    if (this.journal) {
+      const left = await this.journal.close()
+      if (left > 0) this.opts.log?.(`write-back: ${left} upload(s) failed; kept in the journal for the next mount`)
+    }
     await this.backend.close()
   }
 }

@@ -55,6 +55,9 @@ export class XattrCache {
 
   get enabled (): boolean { return this.cache !== undefined }
 
+  /** Paths cached now (O(1), for the memory figures). */
+  get paths (): number { return this.cache?.size ?? 0 }
+
   private fresh (at: number): boolean {
     return this.now() - at < this.ttlMs
   }

@@ -1,0 +1,357 @@
+/**
+ * The write-back journal for backends that write whole objects (S3-like), used with `writeback=true`: close()
+ * returns once the file's new content is journaled on local disk; the upload happens in the background; fsync()
+ * waits for it. After a crash (kill -9) the journal is replayed at the next mount of the same source, so nothing
+ * acknowledged is lost.
+ *
+ * Layout, under `<cacheDir>/journal/<source id>/`: one entry per acknowledged version of an object,
+ * `<seq>.data` (a snapshot of the whole content) and `<seq>.json` (path, size, mode, owner, mtime), plus a `lock`.
+ * `seq` grows across restarts, so a scan replays entries in commit order.
+ *
+ * Invariants:
+ * - An entry is durable before `commit` resolves: the data and the record are fsync'ed, then the directory. The
+ *   record is written last and removed first, so a crash never leaves a record without its data.
+ * - Per path at most one upload is in flight and at most one entry waits behind it; a newer commit replaces the
+ *   waiting one (each entry is the whole object, so only the latest matters). Uploads of one path happen in commit
+ *   order, so an older version never overwrites a newer one.
+ * - Dirty bytes (entries not yet uploaded) are bounded by `maxDirtyBytes`: `commit` waits (back-pressure) while
+ *   over it, but always admits an entry when nothing else is pending, so one large file cannot deadlock.
+ * - A failed upload stays journaled and is retried with exponential backoff; whoever waits for that path (`flush`)
+ *   gets the error of the failed attempt.
+ * - The snapshot is a copy (a reflink where the filesystem can), never a hard link: the application may keep
+ *   writing the staging file after close, and the journal must hold exactly what was acknowledged.
+ */
+import { constants as fsConstants } from 'node:fs'
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import type { Backend } from '../backend/types.js'
+
+/** What an entry records about the object besides its content. */
+export interface JournalAttrs {
+  mode: number
+  uid: number
+  gid: number
+  mtimeMs: number
+}
+
+export interface JournalRecord extends JournalAttrs {
+  seq: number
+  path: string
+  size: number
+}
+
+export interface JournalOptions {
+  dir: string
+  backend: Backend
+  /** Bound on bytes journaled but not yet uploaded (back-pressure above it). */
+  maxDirtyBytes: number
+  /** Called after an object was uploaded (so the caller can forget what it cached about it). */
+  onUploaded?: (p: string) => void
+  log?: (line: string) => void
+  /** First retry delay after a failed upload, in ms (doubles up to 30 s). */
+  retryMs?: number
+}
+
+/** Uploads running at once across paths: enough to overlap round trips, few enough not to starve readers. */
+const UPLOADERS = 4
+const MAX_RETRY_MS = 30_000
+
+interface PathState {
+  inflight?: JournalRecord
+  queued?: JournalRecord
+  /** Waiters for "nothing journaled for this path any more" (or the next failed attempt). */
+  waiters: Array<{ resolve: () => void, reject: (err: unknown) => void }>
+  retryTimer?: NodeJS.Timeout
+  retryMs?: number
+  /** The path is being removed: a failed in-flight upload is dropped, not retried. */
+  discarding?: boolean
+}
+
+function pidAlive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+async function fsyncPath (p: string): Promise<void> {
+  const fh = await open(p, 'r')
+  try { await fh.sync() } finally { await fh.close() }
+}
+
+export class Journal {
+  private readonly paths = new Map<string, PathState>()
+  private seq = Date.now() * 1000
+  private active = 0
+  private dirty = 0
+  private flushed = 0
+  private errors = 0
+  private closed = false
+  private usable = false
+  private readonly spaceWaiters: Array<() => void> = []
+  readonly ready: Promise<void>
+
+  constructor (private readonly opts: JournalOptions) {
+    this.ready = this.init()
+  }
+
+  /** False when the journal directory cannot be used (then the caller writes through). */
+  get enabled (): boolean { return this.usable }
+
+  private file (seq: number, ext: 'data' | 'json'): string {
+    return path.join(this.opts.dir, `${String(seq).padStart(20, '0')}.${ext}`)
+  }
+
+  private state (p: string): PathState {
+    let s = this.paths.get(p)
+    if (!s) { s = { waiters: [] }; this.paths.set(p, s) }
+    return s
+  }
+
+  // ---- start-up and replay ----------------------------------------------------------------------------------------
+
+  private async init (): Promise<void> {
+    const dir = this.opts.dir
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 })
+      await this.lock(dir)
+    } catch (err) {
+      this.opts.log?.(`write-back journal off (writing through): ${(err as Error).message}`)
+      return
+    }
+    this.usable = true
+    const records: JournalRecord[] = []
+    const names = new Set(await readdir(dir))
+    for (const name of names) {
+      const m = /^(\d+)\.(json|data)$/.exec(name)
+      if (!m) { if (name !== 'lock') await rm(path.join(dir, name), { force: true }); continue }
+      const seq = Number(m[1])
+      this.seq = Math.max(this.seq, seq + 1)
+      if (m[2] === 'data') {
+        if (!names.has(`${m[1]}.json`)) await rm(path.join(dir, name), { force: true }) // a commit cut short
+        continue
+      }
+      try {
+        const r = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as JournalRecord
+        if (!names.has(`${m[1]}.data`) || typeof r.path !== 'string') throw new Error('incomplete entry')
+        records.push({ ...r, seq })
+      } catch {
+        await rm(path.join(dir, name), { force: true })
+      }
+    }
+    records.sort((a, b) => a.seq - b.seq)
+    for (const r of records) this.enqueue(r)
+    if (records.length > 0) this.opts.log?.(`write-back journal: replaying ${records.length} upload(s) left by an earlier run`)
+  }
+
+  private async lock (dir: string): Promise<void> {
+    const file = path.join(dir, 'lock')
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 })
+        return
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+        const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
+        if (pid > 0 && pidAlive(pid)) throw new Error(`${dir} is in use by process ${pid}`)
+        await rm(file, { force: true })
+      }
+    }
+    throw new Error(`cannot lock ${dir}`)
+  }
+
+  // ---- commit -----------------------------------------------------------------------------------------------------
+
+  /**
+   * Journals the current content of `source` (the first `size` bytes) as the new version of `p`; resolves once it
+   * is durable on local disk. The upload starts in the background.
+   */
+  async commit (p: string, source: string, size: number, attrs: JournalAttrs): Promise<void> {
+    await this.ready
+    if (!this.usable) throw new Error('the write-back journal is not usable')
+    while (this.dirty > 0 && this.dirty + size > this.opts.maxDirtyBytes && !this.closed) {
+      await new Promise<void>(resolve => this.spaceWaiters.push(resolve))
+    }
+    const seq = this.seq++
+    const data = this.file(seq, 'data')
+    const json = this.file(seq, 'json')
+    const record: JournalRecord = { seq, path: p, size, ...attrs }
+    try {
+      await copyFile(source, data, fsConstants.COPYFILE_FICLONE)
+      const fh = await open(data, 'r+')
+      try {
+        if ((await fh.stat()).size !== size) await fh.truncate(size)
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      const tmp = `${json}.tmp`
+      await writeFile(tmp, JSON.stringify(record), { mode: 0o600 })
+      await fsyncPath(tmp)
+      await rename(tmp, json)
+      await fsyncPath(this.opts.dir)
+    } catch (err) {
+      await rm(json, { force: true })
+      await rm(data, { force: true })
+      throw err
+    }
+    this.enqueue(record)
+  }
+
+  private enqueue (r: JournalRecord): void {
+    const s = this.state(r.path)
+    const replaced = s.queued
+    if (replaced) {
+      this.dirty -= replaced.size
+      void this.removeEntry(replaced)
+    }
+    this.dirty += r.size
+    s.queued = r
+    this.kick()
+  }
+
+  private async removeEntry (r: JournalRecord): Promise<void> {
+    await rm(this.file(r.seq, 'json'), { force: true })
+    await rm(this.file(r.seq, 'data'), { force: true })
+  }
+
+  // ---- uploads ----------------------------------------------------------------------------------------------------
+
+  private kick (): void {
+    if (this.closed && this.active === 0 && !this.draining) return
+    for (const [p, s] of this.paths) {
+      if (this.active >= UPLOADERS) return
+      if (s.queued && !s.inflight && !s.retryTimer) void this.upload(p, s)
+    }
+  }
+
+  private draining = false
+
+  private async upload (p: string, s: PathState): Promise<void> {
+    const r = s.queued!
+    s.queued = undefined
+    s.inflight = r
+    this.active++
+    try {
+      await this.opts.backend.write(r.path, { file: this.file(r.seq, 'data'), size: r.size }, { mode: r.mode, uid: r.uid, gid: r.gid, mtimeMs: r.mtimeMs })
+      await this.removeEntry(r)
+      s.inflight = undefined
+      s.retryMs = undefined
+      this.dirty -= r.size
+      this.flushed++
+      this.opts.onUploaded?.(r.path)
+      this.wakeSpace()
+      if (!s.queued) this.settle(p, s)
+    } catch (err) {
+      this.errors++
+      s.inflight = undefined
+      // Keep the entry unless a newer one replaced it meanwhile or the path is being removed.
+      if (s.queued || s.discarding) { void this.removeEntry(r); this.dirty -= r.size; this.wakeSpace() } else s.queued = r
+      this.opts.log?.(`write-back upload of ${r.path} failed (kept in the journal, retrying): ${(err as Error).message}`)
+      const waiters = s.waiters.splice(0)
+      for (const w of waiters) w.reject(err)
+      if (s.queued) {
+        s.retryMs = Math.min(MAX_RETRY_MS, (s.retryMs ?? (this.opts.retryMs ?? 1000) / 2) * 2)
+        s.retryTimer = setTimeout(() => { s.retryTimer = undefined; this.kick() }, s.retryMs)
+        s.retryTimer.unref()
+      }
+    } finally {
+      this.active--
+      this.kick()
+    }
+  }
+
+  private settle (p: string, s: PathState): void {
+    if (s.queued || s.inflight) return
+    for (const w of s.waiters.splice(0)) w.resolve()
+    if (!s.retryTimer) this.paths.delete(p)
+  }
+
+  private wakeSpace (): void {
+    for (const w of this.spaceWaiters.splice(0)) w()
+  }
+
+  // ---- what the VFS asks ------------------------------------------------------------------------------------------
+
+  /** The newest journaled (not yet uploaded) version of `p`, if any. */
+  pending (p: string): JournalRecord | undefined {
+    const s = this.paths.get(p)
+    return s?.queued ?? s?.inflight
+  }
+
+  /** The file holding a journaled version's content (removed once uploaded: open it, then read). */
+  dataFile (r: JournalRecord): string { return this.file(r.seq, 'data') }
+
+  /** Is anything journaled for `p` (or, with `tree`, below it)? */
+  has (p: string, tree = false): boolean {
+    if (this.pending(p)) return true
+    if (!tree) return false
+    const below = p === '/' ? '/' : p + '/'
+    for (const [q, s] of this.paths) if (q.startsWith(below) && (s.queued || s.inflight)) return true
+    return false
+  }
+
+  /** Resolves once everything journaled for `p` is uploaded; rejects with the error of a failed attempt. */
+  async flush (p: string): Promise<void> {
+    await this.ready
+    const s = this.paths.get(p)
+    if (!s || (!s.queued && !s.inflight)) return
+    if (s.retryTimer) { clearTimeout(s.retryTimer); s.retryTimer = undefined; this.kick() }
+    await new Promise<void>((resolve, reject) => s.waiters.push({ resolve, reject }))
+  }
+
+  /** `flush` for `p` and every path below it. */
+  async flushTree (p: string): Promise<void> {
+    await this.ready
+    const below = p === '/' ? '/' : p + '/'
+    const paths = [...this.paths.keys()].filter(q => q === p || q.startsWith(below))
+    for (const q of paths) await this.flush(q)
+  }
+
+  /** Forgets what is journaled for `p` (it is being removed): drops the waiting entry, waits for one in flight. */
+  async discard (p: string): Promise<void> {
+    await this.ready
+    const s = this.paths.get(p)
+    if (!s) return
+    if (s.queued) {
+      const r = s.queued
+      s.queued = undefined
+      this.dirty -= r.size
+      await this.removeEntry(r)
+      this.wakeSpace()
+    }
+    if (s.retryTimer) { clearTimeout(s.retryTimer); s.retryTimer = undefined }
+    if (s.inflight) {
+      s.discarding = true
+      await new Promise<void>(resolve => s.waiters.push({ resolve, reject: () => resolve() }))
+      s.discarding = false
+    }
+    this.settle(p, s)
+  }
+
+  counters (): { dirtyBytes: number, queued: number, inFlight: number, flushed: number, errors: number } {
+    let queued = 0
+    let inFlight = 0
+    for (const s of this.paths.values()) { if (s.queued) queued++; if (s.inflight) inFlight++ }
+    return { dirtyBytes: this.dirty, queued, inFlight, flushed: this.flushed, errors: this.errors }
+  }
+
+  /**
+   * Uploads everything still journaled (a clean unmount), then releases the directory. Entries whose upload fails
+   * stay on disk for the next mount. Resolves with the number of objects left behind.
+   */
+  async close (): Promise<number> {
+    await this.ready
+    if (!this.usable) return 0
+    this.draining = true
+    for (const p of [...this.paths.keys()]) await this.flush(p).catch(() => {})
+    this.closed = true
+    this.draining = false
+    let left = 0
+    for (const s of this.paths.values()) {
+      if (s.retryTimer) clearTimeout(s.retryTimer)
+      if (s.queued || s.inflight) left++
+    }
+    this.wakeSpace()
+    await rm(path.join(this.opts.dir, 'lock'), { force: true })
+    this.usable = false
+    return left
+  }
+}

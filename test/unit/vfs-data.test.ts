@@ -1,0 +1,165 @@
+// The VFS's data cache on whole-object backends: a second read of a file makes no backend read (counted by the
+// memory fixture plugin's own counters), changes through the VFS or behind it are seen per consistency level, and
+// the cache survives a restart of the VFS.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { constants } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { Vfs } from '../../dist/vfs/vfs.js'
+import { fsxError } from '../../dist/errors.js'
+import { memoryBackend } from '../fixtures/fsx-backend-memory/memory.js'
+
+const MiB = 1024 * 1024
+let stores = 0
+
+async function memBackend (): Promise<any> {
+  const raw = `mem://vfs-data-${process.pid}-${stores++}`
+  return await memoryBackend.create({ scheme: 'mem', raw, url: new URL(raw) }, {}, { fsxError })
+}
+
+function vfsOn (backend: any, cacheDir: string, o: Record<string, unknown> = {}): Vfs {
+  return new Vfs(backend, {
+    writeback: false,
+    consistency: 'session',
+    xattrCacheSize: 0,
+    xattrCacheTtlMs: 0,
+    attrCacheSize: 1000,
+    attrCacheTtlMs: 60_000,
+    dataCacheSize: 64 * MiB,
+    dataCacheMemory: 8 * MiB,
+    dataCacheSmallFile: MiB,
+    dataCachePolicy: 'hybrid',
+    cacheDir,
+    ...o
+  } as any)
+}
+
+/** What `cat` does: open read-only, read 128K at a time to EOF, close. */
+async function cat (vfs: Vfs, p: string): Promise<Buffer> {
+  const fh = await vfs.open(p, constants.O_RDONLY)
+  const chunks: Buffer[] = []
+  try {
+    for (let pos = 0; ; pos += 128 * 1024) {
+      const buf = Buffer.alloc(128 * 1024)
+      const n = await vfs.read(p, fh, buf, buf.length, pos)
+      if (n === 0) break
+      chunks.push(buf.subarray(0, n))
+    }
+  } finally {
+    await vfs.release(p, fh)
+  }
+  return Buffer.concat(chunks)
+}
+
+async function put (vfs: Vfs, p: string, data: Buffer): Promise<void> {
+  const fh = await vfs.create(p, 0o644)
+  await vfs.write(p, fh, data, data.length, 0)
+  await vfs.flush(p, fh)
+  await vfs.release(p, fh)
+}
+
+test('a second cat of a large file through a whole-object backend makes no backend read', async () => {
+  const backend = await memBackend()
+  const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')))
+  const blob = randomBytes(12 * MiB + 5)
+  await put(vfs, '/big.bin', blob)
+  const r0 = backend.counters().reads
+  assert.ok((await cat(vfs, '/big.bin')).equals(blob))
+  const r1 = backend.counters().reads
+  assert.equal(r1 - r0, 13, 'the first cat reads 1 MiB blocks, not 128K requests')
+  assert.ok((await cat(vfs, '/big.bin')).equals(blob))
+  assert.equal(backend.counters().reads, r1, 'the second cat made no backend read')
+  await vfs.data!.idle()
+  const s = vfs.stats().caches
+  assert.equal(s.dataDisk.entries, 13)
+  assert.ok(s.dataDisk.hits >= 96)
+  await vfs.close()
+})
+
+test('small files are served from the memory tier the second time', async () => {
+  const backend = await memBackend()
+  const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')))
+  for (let i = 0; i < 20; i++) await put(vfs, `/s${i}`, Buffer.from(`small file ${i}`))
+  for (let i = 0; i < 20; i++) await cat(vfs, `/s${i}`)
+  const r = backend.counters().reads
+  for (let i = 0; i < 20; i++) assert.equal((await cat(vfs, `/s${i}`)).toString(), `small file ${i}`)
+  assert.equal(backend.counters().reads, r)
+  assert.equal(vfs.stats().caches.dataMemory.entries, 20)
+  await vfs.close()
+})
+
+test('a write through the VFS replaces the cached content', async () => {
+  const backend = await memBackend()
+  const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')))
+  await put(vfs, '/f', Buffer.from('first version'))
+  assert.equal((await cat(vfs, '/f')).toString(), 'first version')
+  const fh = await vfs.open('/f', constants.O_RDWR)
+  await vfs.write('/f', fh, Buffer.from('FIRST'), 5, 0)
+  await vfs.release('/f', fh)
+  assert.equal((await cat(vfs, '/f')).toString(), 'FIRST version')
+  await vfs.truncate('/f', 5)
+  assert.equal((await cat(vfs, '/f')).toString(), 'FIRST')
+  await vfs.rename('/f', '/g')
+  assert.equal((await cat(vfs, '/g')).toString(), 'FIRST')
+  await put(vfs, '/f', Buffer.from('new f'))
+  assert.equal((await cat(vfs, '/f')).toString(), 'new f')
+  await vfs.close()
+})
+
+test('session: an object changed behind the VFS is fetched again at the next open; eventual: after the TTL', async () => {
+  let t = 0
+  const now = (): number => t
+  for (const consistency of ['session', 'eventual'] as const) {
+    const backend = await memBackend()
+    const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')), { consistency, now, attrCacheTtlMs: 5000 })
+    await backend.write('/f', Buffer.from('old content'))
+    assert.equal((await cat(vfs, '/f')).toString(), 'old content')
+    t += 10
+    await backend.write('/f', Buffer.from('NEW CONTENT!'))
+    if (consistency === 'session') {
+      assert.equal((await cat(vfs, '/f')).toString(), 'NEW CONTENT!')
+    } else {
+      assert.equal((await cat(vfs, '/f')).toString(), 'old content', 'eventual: served from the cache within the TTL')
+      t += 5000
+      assert.equal((await cat(vfs, '/f')).toString(), 'NEW CONTENT!')
+    }
+    await vfs.close()
+  }
+})
+
+test('strong: without an ETag, cached blocks serve one open only', async () => {
+  const backend = await memBackend()
+  const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')), { consistency: 'strong' })
+  await put(vfs, '/f', randomBytes(3 * MiB))
+  await cat(vfs, '/f')
+  const r = backend.counters().reads
+  await cat(vfs, '/f')
+  assert.equal(backend.counters().reads - r, 3, 'fetched again: size + mtime cannot prove the content unchanged')
+  await vfs.close()
+})
+
+test('the disk tier survives a restart of the VFS', async () => {
+  const backend = await memBackend()
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-'))
+  const blob = randomBytes(4 * MiB)
+  const v1 = vfsOn(backend, dir)
+  await put(v1, '/big', blob)
+  await cat(v1, '/big')
+  await v1.close()
+  const r = backend.counters().reads
+  const v2 = vfsOn(backend, dir)
+  assert.ok((await cat(v2, '/big')).equals(blob))
+  assert.equal(backend.counters().reads, r, 'no backend read after the restart')
+  await v2.close()
+})
+
+test('a local-like backend (random writes) gets no data cache', async () => {
+  const { FakeBackend } = await import('./helpers/fake-backend.ts')
+  const vfs = vfsOn(new FakeBackend(), await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')))
+  assert.equal(vfs.data, undefined)
+  assert.equal(vfs.stats().caches.dataDisk.entries, 0)
+  await vfs.close()
+})

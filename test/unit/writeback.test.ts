@@ -1,0 +1,256 @@
+// Write-back on a whole-object backend: close returns once the content is journaled on disk, the upload follows in
+// the background, fsync waits for it, a crash before the upload is repaired by replay at the next start, and
+// uploads never land out of order with renames, removals or attribute changes.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { constants } from 'node:fs'
+import { Vfs } from '../../dist/vfs/vfs.js'
+import { FakeBackend } from './helpers/fake-backend.ts'
+
+/**
+ * Gates the backend's whole-object writes: while closed, calls wait until `open()`. (create() writes the empty
+ * object through to the backend, so files are created before the gate closes.)
+ */
+function gateWrites (b: FakeBackend) {
+  const write = b.write.bind(b)
+  let closed = false
+  let waiters: Array<() => void> = []
+  let fail = 0
+  const g = {
+    calls: 0,
+    close () { closed = true },
+    open () { closed = false; for (const w of waiters.splice(0)) w() },
+    /** Lets new calls through, leaving the ones waiting stuck for ever (a process killed mid-upload). */
+    abandon () { closed = false; waiters = [] },
+    /** Fails the next `n` writes with EIO. */
+    failNext (n: number) { fail = n }
+  }
+  b.write = async (p: string, source: any, attrs?: any) => {
+    g.calls++
+    if (closed) await new Promise<void>(resolve => waiters.push(resolve))
+    if (fail > 0) { fail--; throw Object.assign(new Error('backend down'), { code: 'EIO' }) }
+    return await write(p, source, attrs)
+  }
+  return g
+}
+
+function newVfs (b: FakeBackend, cacheDir: string, o: Record<string, unknown> = {}): Vfs {
+  return new Vfs(b as any, {
+    writeback: true, consistency: 'session', xattrCacheSize: 0, xattrCacheTtlMs: 0,
+    attrCacheSize: 100, attrCacheTtlMs: 60_000, dirCacheSize: 10, dirCacheTtlMs: 60_000,
+    dataCacheMemory: 1024 * 1024, cacheDir, writebackRetryMs: 20, ...o
+  } as any)
+}
+
+async function tmp (): Promise<string> { return await mkdtemp(path.join(os.tmpdir(), 'fsx-writeback-')) }
+
+async function writeFileVia (vfs: Vfs, p: string, text: string, create = true): Promise<void> {
+  const fh = create ? await vfs.create(p, 0o644) : await vfs.open(p, constants.O_WRONLY | constants.O_TRUNC)
+  await vfs.write(p, fh, Buffer.from(text), Buffer.byteLength(text), 0)
+  await vfs.flush(p, fh)
+  await vfs.release(p, fh)
+}
+
+const settled = async (p: Promise<unknown>): Promise<boolean> => {
+  let done = false
+  void p.then(() => { done = true }, () => { done = true })
+  await new Promise(resolve => setTimeout(resolve, 30))
+  return done
+}
+
+test('close returns before the upload; attributes come from the journal until it lands; fsync waits for it', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp())
+  const gate = gateWrites(b)
+  const fh = await vfs.create('/f', 0o644)
+  const fh2 = await vfs.create('/g', 0o644)
+  gate.close()
+  await vfs.write('/f', fh, Buffer.from('hello world'), 11, 0)
+  await vfs.flush('/f', fh)
+  await vfs.release('/f', fh)
+  assert.equal(b.content('/f')?.length, 0, 'not uploaded yet')
+  assert.equal((await vfs.getattr('/f')).size, 11, 'the journaled size')
+  const wb = vfs.stats().writeback!
+  assert.equal(wb.dirtyBytes, 11)
+  assert.equal(wb.queued + wb.inFlight, 1)
+
+  await vfs.write('/g', fh2, Buffer.from('x'), 1, 0)
+  const sync = vfs.fsync('/g', fh2, false)
+  assert.equal(await settled(sync), false, 'fsync waits for the backend')
+  gate.open()
+  await sync
+  await vfs.release('/g', fh2)
+  await vfs.journal!.flush('/f')
+  assert.equal(b.content('/f')?.toString(), 'hello world')
+  assert.equal(b.content('/g')?.toString(), 'x')
+  assert.equal(vfs.stats().writeback!.dirtyBytes, 0)
+  assert.equal(vfs.stats().writeback!.flushed, 2)
+  await vfs.close()
+})
+
+test('a file not uploaded yet is read, and changed, from the journal without waiting for the upload', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp())
+  const gate = gateWrites(b)
+  const fh = await vfs.create('/f', 0o644)
+  gate.close()
+  await vfs.write('/f', fh, Buffer.from('journaled'), 9, 0)
+  await vfs.release('/f', fh)
+  const r = await vfs.open('/f', constants.O_RDONLY)
+  const buf = Buffer.alloc(64)
+  assert.equal(await vfs.read('/f', r, buf, 64, 0), 9)
+  assert.equal(buf.subarray(0, 9).toString(), 'journaled')
+  await vfs.release('/f', r)
+  const w = await vfs.open('/f', constants.O_WRONLY)
+  await vfs.write('/f', w, Buffer.from('J'), 1, 0)
+  await vfs.release('/f', w)
+  assert.equal(b.content('/f')?.length, 0, 'all of it before any upload landed')
+  gate.open()
+  await vfs.journal!.flush('/f')
+  assert.equal(b.content('/f')?.toString(), 'Journaled')
+  await vfs.close()
+})
+
+test('a crash before the upload loses nothing: the next start replays the journal', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const dir = await tmp()
+  const a = newVfs(b, dir)
+  await writeFileVia(a, '/keep', 'old')
+  await writeFileVia(a, '/new', '')
+  await a.journal!.flushTree('/')
+  const gate = gateWrites(b)
+  gate.close()
+  await writeFileVia(a, '/keep', 'acknowledged 1', false)
+  await writeFileVia(a, '/new', 'acknowledged 2', false)
+  assert.equal(b.content('/keep')?.toString(), 'old')
+  // kill -9: `a` is never closed; its uploads hang forever; its lock names a dead process.
+  const journalDir = path.join(dir, 'journal', (await readdir(path.join(dir, 'journal')))[0])
+  await writeFile(path.join(journalDir, 'lock'), '999999999')
+  gate.abandon()
+  const before = gate.calls
+  const v = newVfs(b, dir)
+  assert.equal((await v.getattr('/keep')).size, 'acknowledged 1'.length, 'while replaying, attributes come from the journal')
+  await v.journal!.flushTree('/')
+  assert.equal(b.content('/keep')?.toString(), 'acknowledged 1')
+  assert.equal(b.content('/new')?.toString(), 'acknowledged 2')
+  assert.equal(gate.calls - before, 2, 'the new start uploaded both journaled files')
+  assert.deepEqual((await readdir(journalDir)).filter(n => n !== 'lock'), [], 'the journal is empty after replay')
+  await v.close()
+})
+
+test('a newer version waiting behind an upload replaces an older one', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp())
+  await writeFileVia(vfs, '/f', 'v0')
+  await vfs.journal!.flush('/f')
+  const gate = gateWrites(b)
+  gate.close()
+  const fh = await vfs.open('/f', constants.O_RDWR)
+  for (const v of ['v1', 'v2', 'v3']) {
+    await vfs.write('/f', fh, Buffer.from(v), 2, 0)
+    await vfs.flush('/f', fh)
+  }
+  await vfs.release('/f', fh)
+  gate.open()
+  await vfs.journal!.flush('/f')
+  assert.equal(b.content('/f')?.toString(), 'v3')
+  assert.equal(gate.calls, 2, 'v1 was in flight, v2 was replaced by v3')
+  await vfs.close()
+})
+
+test('unlink drops a version not uploaded yet, so it cannot resurrect the file', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp())
+  const gate = gateWrites(b)
+  const fh = await vfs.create('/f', 0o644)
+  gate.close()
+  await vfs.write('/f', fh, Buffer.from('data'), 4, 0)
+  await vfs.flush('/f', fh) // v1: in flight, stuck
+  await vfs.write('/f', fh, Buffer.from('DATA'), 4, 0)
+  await vfs.release('/f', fh) // v2: queued
+  const rm = vfs.unlink('/f')
+  assert.equal(await settled(rm), false, 'unlink waits for the upload in flight')
+  gate.open()
+  await rm
+  await vfs.journal!.flushTree('/')
+  assert.equal(b.content('/f'), undefined)
+  await assert.rejects(vfs.getattr('/f'), { code: 'ENOENT' })
+  await vfs.close()
+})
+
+test('rename and chmod wait for the upload, so it neither lands under the old name nor undoes the mode', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp())
+  const gate = gateWrites(b)
+  await vfs.mkdir('/d', 0o755)
+  const fh = await vfs.create('/d/f', 0o644)
+  gate.close()
+  await vfs.write('/d/f', fh, Buffer.from('content'), 7, 0)
+  await vfs.release('/d/f', fh)
+  const mv = vfs.rename('/d', '/e')
+  assert.equal(await settled(mv), false)
+  gate.open()
+  await mv
+  assert.equal(b.content('/e/f')?.toString(), 'content')
+  assert.equal(b.content('/d/f'), undefined)
+
+  gate.close()
+  await writeFileVia(vfs, '/e/f', 'again', false)
+  const ch = vfs.chmod('/e/f', 0o600)
+  gate.open()
+  await ch
+  await vfs.journal!.flushTree('/')
+  assert.equal((await b.stat('/e/f')).mode & 0o777, 0o600)
+  assert.equal(b.content('/e/f')?.toString(), 'again')
+  await vfs.close()
+})
+
+test('a failed upload stays journaled and is retried; fsync reports the failure', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp())
+  const gate = gateWrites(b)
+  const fh = await vfs.create('/f', 0o644)
+  // The commit's upload fails, and so does the immediate retry fsync asks for: fsync gets the error.
+  gate.failNext(2)
+  await vfs.write('/f', fh, Buffer.from('precious'), 8, 0)
+  await assert.rejects(vfs.fsync('/f', fh, false), { code: 'EIO' })
+  await vfs.release('/f', fh)
+  await vfs.journal!.flush('/f') // the retry
+  assert.equal(b.content('/f')?.toString(), 'precious')
+  assert.equal(vfs.stats().writeback!.errors, 2)
+  await vfs.close()
+})
+
+test('dirty bytes are bounded: close waits while the journal holds more than the limit', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp(), { writebackDirtyMaxBytes: 150 })
+  const gate = gateWrites(b)
+  const big = 'x'.repeat(100)
+  const fh1 = await vfs.create('/a', 0o644)
+  const fh2 = await vfs.create('/b', 0o644)
+  gate.close()
+  await vfs.write('/a', fh1, Buffer.from(big), 100, 0)
+  await vfs.release('/a', fh1) // admitted: nothing else was pending
+  await vfs.write('/b', fh2, Buffer.from(big), 100, 0)
+  const close2 = vfs.release('/b', fh2)
+  assert.equal(await settled(close2), false, 'back-pressure: 200 > 150 dirty bytes')
+  gate.open()
+  await close2
+  await vfs.journal!.flushTree('/')
+  assert.equal(b.content('/b')?.length, 100)
+  await vfs.close()
+})
+
+test('without writeback, or on a random-write backend, there is no journal', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const wt = newVfs(b, await tmp(), { writeback: false })
+  assert.equal(wt.journal, undefined)
+  assert.equal(wt.stats().writeback, undefined)
+  await wt.close()
+  const local = newVfs(new FakeBackend(), await tmp())
+  assert.equal(local.journal, undefined)
+  await local.close()
+})
