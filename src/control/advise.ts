@@ -10,7 +10,7 @@
 import type { MountSnapshot } from './metrics.js'
 
 export interface ProbeResult {
-  /** Median metadata round trip (stat of the root), ms. */
+  /** Fastest of several metadata round trips (stat of the root), ms. */
   rttMs: number
   /** Median directory listing latency of the root, ms. */
   listMs: number
