@@ -247,7 +247,7 @@ export class LocalBackend implements Backend {
     try {
       await rename(a.host, b.host)
     } finally {
-      this.guard.forget()
+      this.guard.forget(a.rel, b.rel)
     }
   }
 
@@ -289,7 +289,7 @@ export class LocalBackend implements Backend {
     try {
       await symlink(target, r.host) // the target is stored, never resolved here
     } finally {
-      this.guard.forget()
+      this.guard.forget(r.rel)
     }
   }
 
@@ -307,7 +307,7 @@ export class LocalBackend implements Backend {
     try {
       await link(a.host, b.host) // Linux link(2) does not follow a symlink `existing`
     } finally {
-      this.guard.forget()
+      this.guard.forget(b.rel)
     }
   }
 

@@ -13,10 +13,11 @@
  *    below it (EACCES otherwise). Operations that use p itself as a directory (list, statfs) call `dir(p)`, which
  *    checks p's own realpath the same way.
  * 4. Verified directories are cached for `verifyTtlMs` (default 1 s) so the check costs one realpath per directory
- *    per second, not one per call. Every namespace change made through the backend (rename, rmdir, remove,
- *    symlink, link) calls `forget()`, which empties the cache and bumps a generation counter so a verification
- *    that was in flight across the change is not cached. Hence a directory replaced by a symlink *through the
- *    mount* is re-checked on the next call.
+ *    per second, not one per call. Every change made through the backend that can put a symlink where a directory
+ *    was (rename, symlink, link) calls `forget(names…)`: it drops the verified directories at or below those names
+ *    (only their realpaths can have changed) and bumps a generation counter so a verification that was in flight
+ *    across the change is not cached. Hence a directory replaced by a symlink *through the mount* is re-checked on
+ *    the next call, while the rest of the cache survives a rename.
  *
  * NB: what this does not cover: a process on the host that races the backend (swaps a checked directory for a
  * symlink between the check and the system call, or within the TTL). Closing that needs openat2(RESOLVE_BENEATH),
@@ -100,10 +101,19 @@ export class RootGuard {
     if (r.rel === '') throw this.kit.fsxError(code, `${op}: not allowed on the backend root`, { path: '/', op })
   }
 
-  /** Invariant 4: call after any change to the namespace made through the backend. */
-  forget (): void {
+  /**
+   * Invariant 4: call after a change made through the backend at the given names (Resolved.rel); with no names,
+   * everything is forgotten.
+   */
+  forget (...rels: string[]): void {
     this.generation++
-    this.verified.clear()
+    if (rels.length === 0 || rels.includes('')) {
+      this.verified.clear()
+      return
+    }
+    for (const dir of this.verified.keys()) {
+      if (rels.some(rel => dir === rel || dir.startsWith(rel + '/'))) this.verified.delete(dir)
+    }
   }
 
   private async verify (relDir: string, path: string, op: string): Promise<void> {
