@@ -7,6 +7,10 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
+import { pidAlive } from '../vfs/dir-lock.js'
+
+/** Is a mount's process still running (re-exported for the CLI). */
+export { pidAlive }
 
 export interface MountRecord {
   pid: number
@@ -57,14 +61,6 @@ export async function removeRecord (mountpoint: string, pid = process.pid): Prom
   await rm(recordFile(mountpoint), { force: true })
 }
 
-export function pidAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 export async function readRecord (mountpoint: string): Promise<MountRecord | undefined> {
   try {

@@ -24,6 +24,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { CacheStats } from './vfs.js'
+import { lockDir, unlockDir } from './dir-lock.js'
 import { makePolicy, restore, standing, type EvictionPolicy, type EvictionPolicyName } from './eviction.js'
 
 /** One version of an object; cached blocks are reused only while it matches. */
@@ -98,7 +99,6 @@ interface Tier {
 }
 
 const INDEX_FILE = 'index.json'
-const LOCK_FILE = 'lock'
 /** Block writes to the disk tier at a time: enough to keep a disk busy, few enough that reservations stay small. */
 const DISK_WRITERS = 4
 /** Blocks waiting for a disk write slot, at most (32 × 1 MiB of memory): beyond, new blocks are not cached. */
@@ -110,10 +110,6 @@ function sameVersion (a: Version, b: Version): boolean {
   if (a.size !== b.size) return false
   if (a.etag !== undefined || b.etag !== undefined) return a.etag === b.etag
   return a.mtimeMs === b.mtimeMs
-}
-
-function pidAlive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
 }
 
 /** Unique, sortable-ish id part for a new object version. */
@@ -488,7 +484,7 @@ export class DataCache {
   private async initDisk (): Promise<void> {
     const dir = this.opts.dir!
     await mkdir(dir, { recursive: true, mode: 0o700 })
-    await this.lock(dir)
+    await lockDir(dir, 'the cache directory', { exclusiveInProcess: true })
     this.diskUsable = true
     const metas = new Map<string, { path: string, size: number, mtimeMs: number, etag?: string, blockBytes: number }>()
     const blocks: Array<{ id: string, idx: number, file: string, size: number, mtimeMs: number }> = []
@@ -557,22 +553,6 @@ export class DataCache {
     while (tier.used > tier.cap && this.evictOne(tier)) await this.settleEvictions()
   }
 
-  private async lock (dir: string): Promise<void> {
-    const file = path.join(dir, LOCK_FILE)
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 })
-        return
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-        const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-        if (pid === process.pid || (pid > 0 && pidAlive(pid))) throw new Error(`the cache directory ${dir} is in use by process ${pid}`)
-        await rm(file, { force: true })
-      }
-    }
-    throw new Error(`cannot lock the cache directory ${dir}`)
-  }
-
   /** Resolves once no block is being written or removed. */
   async idle (): Promise<void> {
     await this.ready
@@ -591,7 +571,7 @@ export class DataCache {
     const order = this.disk.policy.order().map(k => [k, standing(this.disk.policy, k)])
     const tmp = path.join(dir, `${INDEX_FILE}.tmp`)
     await writeFile(tmp, JSON.stringify({ blockBytes: this.blockBytes, order }), { mode: 0o600 }).then(async () => await rename(tmp, path.join(dir, INDEX_FILE))).catch(() => {})
-    await rm(path.join(dir, LOCK_FILE), { force: true })
+    await unlockDir(dir)
     this.diskUsable = false
   }
 

@@ -25,6 +25,7 @@ import { constants as fsConstants } from 'node:fs'
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { Backend } from '../backend/types.js'
+import { DIR_LOCK_FILE, lockDir, unlockDir } from './dir-lock.js'
 
 /** What an entry records about the object besides its content. */
 export interface JournalAttrs {
@@ -67,10 +68,6 @@ interface PathState {
   discarding?: boolean
 }
 
-function pidAlive (pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
-}
-
 async function fsyncPath (p: string): Promise<void> {
   const fh = await open(p, 'r')
   try { await fh.sync() } finally { await fh.close() }
@@ -111,7 +108,7 @@ export class Journal {
     const dir = this.opts.dir
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 })
-      await this.lock(dir)
+      await lockDir(dir, 'the write-back journal')
     } catch (err) {
       this.opts.log?.(`write-back journal off (writing through): ${(err as Error).message}`)
       return
@@ -121,7 +118,7 @@ export class Journal {
     const names = new Set(await readdir(dir))
     for (const name of names) {
       const m = /^(\d+)\.(json|data)$/.exec(name)
-      if (!m) { if (name !== 'lock') await rm(path.join(dir, name), { force: true }); continue }
+      if (!m) { if (name !== DIR_LOCK_FILE) await rm(path.join(dir, name), { force: true }); continue }
       const seq = Number(m[1])
       this.seq = Math.max(this.seq, seq + 1)
       if (m[2] === 'data') {
@@ -139,22 +136,6 @@ export class Journal {
     records.sort((a, b) => a.seq - b.seq)
     for (const r of records) this.enqueue(r)
     if (records.length > 0) this.opts.log?.(`write-back journal: replaying ${records.length} upload(s) left by an earlier run`)
-  }
-
-  private async lock (dir: string): Promise<void> {
-    const file = path.join(dir, 'lock')
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 })
-        return
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-        const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim())
-        if (pid > 0 && pidAlive(pid)) throw new Error(`${dir} is in use by process ${pid}`)
-        await rm(file, { force: true })
-      }
-    }
-    throw new Error(`cannot lock ${dir}`)
   }
 
   // ---- commit -----------------------------------------------------------------------------------------------------
@@ -350,7 +331,7 @@ export class Journal {
       if (s.queued || s.inflight) left++
     }
     this.wakeSpace()
-    await rm(path.join(this.opts.dir, 'lock'), { force: true })
+    await unlockDir(this.opts.dir)
     this.usable = false
     return left
   }
