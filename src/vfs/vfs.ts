@@ -166,9 +166,6 @@ const XATTR_PATH_BYTES = 256
 /** Default data cache block: 1 MiB amortises a request round trip yet keeps a sparse read of a big file cheap. */
 const DEFAULT_BLOCK_BYTES = 1024 * 1024
 
-/** Names the kernel asks for on every `ls -l` and `cp` (ACLs, capabilities): answered ENODATA without the backend. */
-const SYSTEM_XATTR = /^system\./
-
 export class Vfs {
   readonly xattrs: XattrCache
   readonly meta: MetaCache
@@ -304,7 +301,10 @@ export class Vfs {
     this.data?.invalidate(p)
   }
 
-  /** A name appeared in or vanished from its directory: forget `p` and its parent's listing and attributes. */
+  /**
+   * A name appeared in or vanished from its directory: forget what was cached under `p` (with `tree`, below it too:
+   * attributes, data, xattrs) and its parent's listing and attributes.
+   */
   private entryChanged (p: string, tree = false): void {
     if (tree) {
       this.meta.invalidateTree(p)
@@ -313,6 +313,7 @@ export class Vfs {
       this.meta.invalidate(p)
       this.data?.invalidate(p)
     }
+    this.xattrs.invalidate(p, tree)
     this.meta.invalidate(parentOf(p))
   }
 
@@ -442,7 +443,6 @@ export class Vfs {
 
   async create (p: string, mode: number): Promise<number> {
     const flags: OpenFlags = { read: true, write: true, create: true, exclusive: false, truncate: false, append: false }
-    this.xattrs.invalidate(p)
     if (this.caps.randomWrite && this.backend.open) {
       const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777), () => this.entryChanged(p))
       return this.register({ path: p, flags, bh, dirty: false })
@@ -604,19 +604,13 @@ export class Vfs {
   }
 
   async rmdir (p: string): Promise<void> {
-    await this.mutate(async () => await this.backend.rmdir(p), () => {
-      this.xattrs.invalidate(p, true)
-      this.entryChanged(p, true)
-    })
+    await this.mutate(async () => await this.backend.rmdir(p), () => this.entryChanged(p, true))
   }
 
   async unlink (p: string): Promise<void> {
     // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
     await this.journal?.discard(p)
-    await this.mutate(async () => await this.backend.remove(p), () => {
-      this.xattrs.invalidate(p)
-      this.entryChanged(p)
-    })
+    await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p))
   }
 
   async rename (from: string, to: string): Promise<void> {
@@ -632,8 +626,6 @@ export class Vfs {
       await this.journal.flush(to)
     }
     await this.mutate(async () => await this.backend.rename(from, to), () => {
-      this.xattrs.invalidate(from, true)
-      this.xattrs.invalidate(to, true)
       this.entryChanged(from, true)
       this.entryChanged(to, true)
     })
@@ -713,7 +705,8 @@ export class Vfs {
 
   /** Resolves with the value, or rejects ENODATA. */
   async getxattr (p: string, name: string): Promise<Buffer> {
-    if (SYSTEM_XATTR.test(name)) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
+    // system.* (ACLs) is asked on every `ls -l` and `cp`: answered ENODATA without the backend.
+    if (name.startsWith('system.')) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
     this.xattrSupport(p, 'getxattr')
     const cached = this.xattrs.get(p, name)
     if (cached === null) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
