@@ -82,7 +82,7 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'xattrCacheSize', kind: 'count', default: 1024, scope: 'vfs',
-    help: 'Paths whose extended attributes are cached in user space (0 disables the cache).'
+    help: 'Paths whose extended attributes are cached in user space (0, or consistency=strong, disables the cache).'
   },
   {
     key: 'xattrCacheTtl', kind: 'duration', default: 1000, scope: 'vfs',
