@@ -14,7 +14,7 @@ export function settingFlags (): Record<string, any> {
     const summary = `${spec.help} [env: ${envName(spec.key)}]`
     flags[flagName(spec.key)] = spec.kind === 'boolean'
       ? Flags.boolean({ summary, allowNo: true, helpGroup: 'SETTINGS' })
-      : Flags.string({ summary, helpGroup: 'SETTINGS', helpValue: spec.kind === 'duration' ? '5s' : spec.kind === 'size' ? '128K' : spec.choices ? spec.choices.join('|') : 'VALUE' })
+      : Flags.string({ summary, helpGroup: 'SETTINGS', helpValue: spec.choices ? spec.choices.join('|') : ({ duration: 'DURATION', size: 'SIZE', count: 'N' } as Record<string, string>)[spec.kind] ?? 'VALUE' })
   }
   return flags
 }
