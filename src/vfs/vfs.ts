@@ -241,12 +241,16 @@ export class Vfs {
   async getattr (p: string): Promise<Stat> {
     const node = this.nodes.get(p)
     if (node?.staging) {
-      // The object on the backend is stale while a staged copy is open: report the staged size.
+      // The object on the backend is stale while a staged copy is open: report the staged size. The last close may
+      // end the staging while the backend is asked: then what that close saved (journal or backend) answers.
       const st = await this.statCached(p).catch(() => undefined)
-      const now = Date.now()
-      return {
-        kind: 'file', size: node.staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
-        nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: node.staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino
+      const staging = node.staging
+      if (staging) {
+        const now = Date.now()
+        return {
+          kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
+          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino
+        }
       }
     }
     if (this.journal) {
@@ -380,6 +384,20 @@ export class Vfs {
     return node
   }
 
+  /**
+   * Gives `node` the staged copy `make` builds, unless another open of the same file staged one while this one was
+   * being built: then both opens share the first (the second copy is dropped), so no write lands in a lost copy.
+   */
+  private async stage (node: OpenNode, make: () => Promise<StagingFile | undefined>): Promise<StagingFile | undefined> {
+    const made = await make()
+    if (made && node.staging && node.staging !== made) {
+      await made.discard()
+      return node.staging
+    }
+    if (made) node.staging = made
+    return node.staging
+  }
+
   private async releaseNode (node: OpenNode): Promise<void> {
     node.refs--
     if (node.refs > 0) return
@@ -418,12 +436,14 @@ export class Vfs {
         if (!journalFile) st = await this.statForOpen(p) // uploaded meanwhile: the backend has it now
       }
       if (flags.write && !node.staging && journaled && !(flags.truncate || st.size === 0)) {
-        node.staging = await StagingFile.fromFile(this.stagingDir(), this.journal!.dataFile(journaled), st.size).catch(() => undefined)
+        await this.stage(node, async () => await StagingFile.fromFile(this.stagingDir(), this.journal!.dataFile(journaled), st.size).catch(() => undefined))
         if (!node.staging) st = await this.statForOpen(p)
       }
       if (flags.write && !node.staging) {
-        node.staging = await StagingFile.create(this.stagingDir(), this.backend, p, flags.truncate || st.size === 0, st.size)
-        if (flags.truncate && st.size > 0) node.staging.dirty = true
+        const made = await StagingFile.create(this.stagingDir(), this.backend, p, flags.truncate || st.size === 0, st.size)
+        if (flags.truncate && st.size > 0) made.dirty = true
+        const staging = await this.stage(node, async () => made)
+        if (staging !== made && flags.truncate) await staging!.truncate(0)
       } else if (flags.write && flags.truncate && node.staging) {
         await node.staging.truncate(0)
       }
@@ -453,7 +473,7 @@ export class Vfs {
       () => this.entryChanged(p))
     const node = this.acquireNode(p, fileMode, this.uid, this.gid)
     try {
-      node.staging ??= await StagingFile.create(this.stagingDir(), this.backend, p, true)
+      if (!node.staging) await this.stage(node, async () => await StagingFile.create(this.stagingDir(), this.backend, p, true))
     } catch (err) {
       await this.releaseNode(node)
       throw err

@@ -254,3 +254,45 @@ test('without writeback, or on a random-write backend, there is no journal', asy
   assert.equal(local.journal, undefined)
   await local.close()
 })
+
+test('a getattr that races with the last close of a staged file answers from what the close saved', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp(), { attrCacheSize: 0 })
+  const fh = await vfs.create('/race', 0o644)
+  await vfs.write('/race', fh, Buffer.from('12345'), 5, 0)
+  // Hold the backend stat that getattr makes while the file is staged, and close the file meanwhile.
+  const stat = b.stat.bind(b)
+  let letGo!: () => void
+  const held = new Promise<void>(resolve => { letGo = resolve })
+  b.stat = async (p: string) => { await held; return await stat(p) }
+  const attr = vfs.getattr('/race')
+  await vfs.flush('/race', fh)
+  await vfs.release('/race', fh)
+  letGo()
+  assert.equal((await attr).size, 5)
+  b.stat = stat
+  await vfs.close()
+})
+
+test('two opens that stage the same file at once share one staged copy, and none is left behind', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const dir = await tmp()
+  const vfs = newVfs(b, dir, { writeback: false })
+  await writeFileVia(vfs, '/shared', 'abcdef')
+  // Each open downloads the object into a staged copy: hold both downloads until both opens are under way.
+  const read = b.read.bind(b)
+  let waiting: Array<() => void> = []
+  b.read = async (p: string, o: number, n: number) => {
+    await new Promise<void>(resolve => { waiting.push(resolve); if (waiting.length === 2) for (const w of waiting.splice(0)) w() })
+    return await read(p, o, n)
+  }
+  const [h1, h2] = await Promise.all([vfs.open('/shared', constants.O_RDWR), vfs.open('/shared', constants.O_RDWR)])
+  b.read = read
+  await vfs.write('/shared', h1, Buffer.from('X'), 1, 0)
+  await vfs.write('/shared', h2, Buffer.from('Y'), 1, 5)
+  await vfs.release('/shared', h1)
+  await vfs.release('/shared', h2)
+  assert.equal((await b.read('/shared', 0, 100)).toString(), 'XbcdeY')
+  assert.deepEqual(await readdir(path.join(dir, 'staging')), [], 'no staged copy outlives the last close')
+  await vfs.close()
+})
