@@ -18,6 +18,8 @@ interface TapLike {
   fail (msg: string): unknown
   skip? (msg?: string): unknown
   plan? (n: number, comment?: string): unknown
+  passing? (): boolean
+  comment? (...msg: unknown[]): unknown
 }
 
 /**
@@ -118,7 +120,11 @@ export async function mountFsx (t: TapLike, source: string, args: string[] = [],
     await forceUnmount(mountpoint)
     return exitCode
   }
-  t.teardown(stop)
+  t.teardown(async () => {
+    const code = await stop()
+    // A failed test shows what the mount process said (an "unexpected error in OP" stack, a backend message).
+    if (t.passing?.() === false && stderr.trim() !== '') t.comment?.(`fsx mount ${mountpoint} (exit ${String(code)}) said:\n${stderr.slice(-8000)}`)
+  })
   try {
     // Ready when the mount process says so (a stale mount may already show in mountinfo) and the kernel shows it.
     await waitFor(async () => exited || (/ mounted .* on /.test(stderr) && await isMounted(mountpoint)), 30_000, `fsx to mount ${mountpoint}`)
