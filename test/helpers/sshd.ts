@@ -145,6 +145,12 @@ export interface Sshd {
   dropConnections (): Promise<void>
   /** SIGSTOPs (true) or SIGCONTs (false) every session process: a link that stops answering without a reset. */
   freezeConnections (frozen: boolean): Promise<void>
+  /**
+   * Waits until the sessions frozen last have exited after a thaw. A frozen server still has in its socket buffer what
+   * the client sent before giving up; it applies that when thawed, before it sees the client has gone. Tests that
+   * write again after a thaw wait for this, or the old session's late write may land after theirs.
+   */
+  frozenSessionsEnded (timeoutMs?: number): Promise<void>
   /** Replaces the host key with a new one (the next start serves it); known_hosts still names the old one. */
   rekey (): Promise<void>
   /** What sshd wrote to stderr (-e), for failure messages. */
@@ -200,6 +206,7 @@ export async function startSshd (t: TapLike, opts: { connectionsPerStart?: numbe
   let stopped = false
 
   const sessions = async (): Promise<number[]> => child?.pid ? await descendants(child.pid) : []
+  let frozenPids: number[] = []
 
   const kill = async (o: { connections?: boolean, signal?: NodeJS.Signals } = {}): Promise<void> => {
     const c = child
@@ -251,7 +258,20 @@ export async function startSshd (t: TapLike, opts: { connectionsPerStart?: numbe
       if (child?.pid) await killTree(child.pid)
     },
     async freezeConnections (frozen: boolean) {
-      for (const pid of await sessions()) signal(pid, frozen ? 'SIGSTOP' : 'SIGCONT')
+      const pids = await sessions()
+      if (frozen) frozenPids = pids
+      for (const pid of pids) signal(pid, frozen ? 'SIGSTOP' : 'SIGCONT')
+    },
+    async frozenSessionsEnded (timeoutMs = 10_000) {
+      const until = Date.now() + timeoutMs
+      // A zombie has finished its work: only a state other than Z counts as alive.
+      const alive = async (pid: number): Promise<boolean> =>
+        await readFile(`/proc/${pid}/stat`, 'utf8').then(st => !/^\d+ \(.*\) Z/.test(st), () => false)
+      const living = async (): Promise<number[]> => (await Promise.all(frozenPids.map(async p => await alive(p) ? p : 0))).filter(p => p > 0)
+      while ((await living()).length > 0) {
+        if (Date.now() > until) throw new Error(`frozen sshd sessions ${(await living()).join(', ')} still alive after ${timeoutMs} ms`)
+        await new Promise(resolve => setTimeout(resolve, 50))
+      }
     },
     async rekey () {
       await rm(hostKey, { force: true })
