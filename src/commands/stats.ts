@@ -85,6 +85,8 @@ export function render (s: MountSnapshot): string {
   if (caches.length > 0) {
     out.push(table([['  cache', 'hits', 'misses', 'hit rate', 'entries', 'bytes', 'evictions'],
       ...caches.map(([l, c]) => [`  ${l}`, String(c.hits), String(c.misses), c.hits + c.misses === 0 ? chalk.dim('-') : pct(c.hitRate), String(c.entries), formatSize(c.bytes), String(c.evictions)])]))
+    const pinned = (s.caches.dataMemory?.pinnedBytes ?? 0) + (s.caches.dataDisk?.pinnedBytes ?? 0)
+    if (pinned > 0) out.push(`  pinned: ${formatSize(pinned)} (fsx warm --pin; exempt from eviction)`)
   }
   const ra = s.readahead
   out.push(`  readahead: ${ra.triggered} triggered, ${formatSize(ra.bytesUsed)} used, ${formatSize(ra.bytesWasted)} wasted`)

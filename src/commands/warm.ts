@@ -6,7 +6,7 @@ import path from 'node:path'
 import { minimatch } from 'minimatch'
 import { FsxCommand } from '../cli/base.js'
 import { toMountPath } from '../cli/mount-paths.js'
-import { findMount } from '../control/client.js'
+import { ask, findMount } from '../control/client.js'
 import { formatSize } from '../config/units.js'
 import { FsxError } from '../errors.js'
 
@@ -19,7 +19,9 @@ export default class Warm extends FsxCommand {
   static examples = [
     '<%= config.bin %> warm ./mnt ./mnt/datasets/train',
     '<%= config.bin %> warm ./mnt --glob "**/*.parquet" --jobs 8',
-    '<%= config.bin %> warm ./mnt --from-file files.txt --metadata-only'
+    '<%= config.bin %> warm ./mnt --from-file files.txt --metadata-only',
+    '<%= config.bin %> warm ./mnt ./mnt/models --pin',
+    '<%= config.bin %> warm ./mnt ./mnt/models --unpin'
   ]
 
   static args = {
@@ -31,8 +33,13 @@ export default class Warm extends FsxCommand {
     glob: Flags.string({ summary: 'Warm the files whose path inside the mount matches PATTERN (e.g. "data/**/*.bin").', helpValue: 'PATTERN' }),
     'from-file': Flags.string({ summary: 'Read the paths to warm from FILE, one per line.', helpValue: 'FILE' }),
     'metadata-only': Flags.boolean({ summary: 'Only load attributes and listings, not file data.' }),
+    pin: Flags.boolean({
+      summary: 'Keep the warmed files\' data in the data cache: exempt from eviction (the cache caps still hold), across restarts, until --unpin.',
+      exclusive: ['metadata-only', 'unpin']
+    }),
+    unpin: Flags.boolean({ summary: 'Release pins on these files (their data stays cached, evictable again); reads nothing.', exclusive: ['metadata-only'] }),
     jobs: Flags.integer({ char: 'j', summary: 'Files warmed in parallel.', default: 4, min: 1, max: 64 }),
-    json: Flags.boolean({ summary: 'Print {"files", "bytes", "errors", "seconds"} when done.' })
+    json: Flags.boolean({ summary: 'Print {"files", "bytes", "errors", "seconds"} (and "pinnedBytes" with --pin) when done.' })
   }
 
   async run (): Promise<void> {
@@ -69,6 +76,20 @@ export default class Warm extends FsxCommand {
     }
     for (const r of abs) await walk(r)
 
+    // Pins go first, so the blocks this run reads are stored pinned.
+    const inMount = files.map(f => '/' + path.relative(mp, f.file).split(path.sep).join('/'))
+    if (flags.pin || flags.unpin) {
+      const res = await ask(mp, { cmd: 'pin', paths: inMount, unpin: flags.unpin })
+      if (res.supported !== true) {
+        throw new FsxError('ENOTSUP', `${mp} has no data cache to pin files in`, { hint: 'a local backend is served by the kernel\'s page cache; on S3 and SFTP mounts, check dataCacheMemory / dataCacheDisk with fsx tune' })
+      }
+      if (flags.unpin) {
+        if (flags.json) this.log(JSON.stringify({ unpinned: inMount.length }))
+        else this.log(`unpinned ${inMount.length} files on ${mp}`)
+        return
+      }
+    }
+
     const tty = process.stderr.isTTY && !flags.json
     const bar = tty
       ? new cliProgress.SingleBar({ stream: process.stderr, format: 'warming [{bar}] {value}/{total} files · {bytes_h} of {total_h} · {errors} errors · ETA {eta_formatted}', hideCursor: true, etaBuffer: 50 }, cliProgress.Presets.shades_classic)
@@ -93,13 +114,22 @@ export default class Warm extends FsxCommand {
     await Promise.all(Array.from({ length: flags.jobs }, worker))
     bar?.stop()
     const seconds = (performance.now() - t0) / 1000
+    const pinnedBytes = flags.pin ? await this.cachedBytes(mp, inMount) : undefined
     if (flags.json) {
-      this.log(JSON.stringify({ files: state.files, bytes: state.bytes, errors: state.errors, seconds: Number(seconds.toFixed(3)) }))
+      this.log(JSON.stringify({ files: state.files, bytes: state.bytes, errors: state.errors, seconds: Number(seconds.toFixed(3)), ...(flags.pin ? { pinnedBytes } : {}) }))
     } else {
       this.log(`warmed ${state.files} files (${formatSize(state.bytes)}${flags['metadata-only'] ? ', metadata only' : ''}) in ${seconds.toFixed(1)}s` +
-        (state.errors ? `, ${state.errors} errors` : ''))
+        (state.errors ? `, ${state.errors} errors` : '') + (flags.pin ? `; ${formatSize(pinnedBytes!)} pinned` : ''))
+    }
+    if (flags.pin && pinnedBytes! < state.bytes) {
+      this.warn(`only ${formatSize(pinnedBytes!)} of ${formatSize(state.bytes)} could be pinned: the data cache is too small for everything pinned (raise dataCacheDisk / dataCacheMemory)`)
     }
     if (state.errors > 0) process.exitCode = 1
+  }
+
+  /** Bytes of `paths` the mount's data cache holds once the blocks just read are stored. */
+  private async cachedBytes (mp: string, paths: string[]): Promise<number> {
+    return Number((await ask(mp, { cmd: 'cached', paths }, 60_000)).bytes ?? 0)
   }
 }
 

@@ -13,7 +13,16 @@ const HIST = { lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, 
 interface OpFigures { count: number, errors: number, hist: hdr.Histogram }
 
 export interface OpSnapshot { count: number, errors: number, p50Ms: number, p95Ms: number, p99Ms: number }
-export interface CacheSnapshot { hits: number, misses: number, hitRate: number, entries: number, bytes: number, evictions: number }
+export interface CacheSnapshot {
+  hits: number
+  misses: number
+  hitRate: number
+  entries: number
+  bytes: number
+  evictions: number
+  /** Data tiers: bytes of pinned files (`fsx warm --pin`). */
+  pinnedBytes?: number
+}
 
 export interface MountSnapshot {
   mountpoint: string
@@ -63,7 +72,7 @@ export class MountMetrics {
     const caches: Record<string, CacheSnapshot> = {}
     for (const [layer, c] of Object.entries(v.caches)) {
       const total = c.hits + c.misses
-      caches[layer] = { hits: c.hits, misses: c.misses, hitRate: total === 0 ? 0 : c.hits / total, entries: c.entries, bytes: c.bytes ?? 0, evictions: c.evictions }
+      caches[layer] = { hits: c.hits, misses: c.misses, hitRate: total === 0 ? 0 : c.hits / total, entries: c.entries, bytes: c.bytes ?? 0, evictions: c.evictions, ...(c.pinnedBytes !== undefined ? { pinnedBytes: c.pinnedBytes } : {}) }
     }
     const mem = process.memoryUsage()
     return {

@@ -46,6 +46,9 @@ export function buildRegistry (metrics: MountMetrics): client.Registry {
       for (const [layer, c] of Object.entries(snap.caches)) g.set({ ...labelsOf(), layer }, c[field])
     })
   }
+  gauge('fsx_cache_pinned_bytes', 'Bytes of pinned files (fsx warm --pin), by data tier.', ['layer'], g => {
+    for (const [layer, c] of Object.entries(snap.caches)) if (c.pinnedBytes !== undefined) g.set({ ...labelsOf(), layer }, c.pinnedBytes)
+  })
   gauge('fsx_backend', 'Backend counters (requests, bytes, retries, errors…), by name.', ['counter'], g => {
     for (const [counter, v] of Object.entries(snap.backend)) g.set({ ...labelsOf(), counter }, v)
   })

@@ -147,6 +147,12 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
         for (const p of paths) vfs.invalidate(p)
         return { invalidated: paths }
       },
+      pin: async (r) => {
+        const paths = Array.isArray(r.paths) ? r.paths.map(String) : []
+        const supported = await vfs.pin(paths, r.unpin !== true)
+        return { supported, paths }
+      },
+      cached: async (r) => ({ bytes: await vfs.cachedBytes(Array.isArray(r.paths) ? r.paths.map(String) : []) }),
       flush: async () => {
         const failed = await vfs.drain()
         if (failed > 0) throw new FsxError('EIO', `${failed} open file(s) could not be flushed`)

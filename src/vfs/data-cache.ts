@@ -19,6 +19,10 @@
  * - A short block (the object shrank behind our back) is returned to its reader but never cached.
  * - Readers never wait for a block to reach the disk: the fetched buffer serves them (and concurrent readers of the
  *   same block) while it is written in the background.
+ * - Pinned paths (`fsx warm --pin`) are exempt from eviction: their blocks never enter the eviction policy, so no
+ *   victim is ever one of them. They still count against the caps, which stay hard: when pinned blocks fill a tier,
+ *   new blocks are served but not cached. Pins are by path (any version of the file), and survive a restart in the
+ *   index.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
@@ -71,6 +75,8 @@ interface ObjectEntry {
   tier: TierKind
   blocks: Set<number>
   metaWritten?: Promise<void>
+  /** Exempt from eviction (its path is pinned): its blocks are not in the tier's policy. */
+  pinned: boolean
 }
 
 interface BlockEntry {
@@ -99,6 +105,8 @@ interface Tier {
 }
 
 const INDEX_FILE = 'index.json'
+/** Pinned paths, rewritten at every pin change so that a crash keeps them. */
+const PINS_FILE = 'pins.json'
 /** Block writes to the disk tier at a time: enough to keep a disk busy, few enough that reservations stay small. */
 const DISK_WRITERS = 4
 /** Blocks waiting for a disk write slot, at most (32 × 1 MiB of memory): beyond, new blocks are not cached. */
@@ -122,6 +130,9 @@ export class DataCache {
   private readonly mem: Tier
   private readonly disk: Tier
   private readonly objects = new Map<string, ObjectEntry>()
+  /** Pinned paths: their blocks are never evicted. */
+  private readonly pins = new Set<string>()
+  private pinsWritten: Promise<void> = Promise.resolve()
   /** Blocks being fetched from the backend, by key; their buffer serves readers until the block is stored. */
   private readonly pending = new Map<string, Promise<Buffer>>()
   private pendingBytes = 0
@@ -187,14 +198,58 @@ export class DataCache {
     const tier = this.tierFor(version.size)
     if (!tier) return undefined
     const hash = createHash('sha256').update(p).digest('hex').slice(0, 24)
-    obj = { path: p, version: { ...version }, id: `${hash}-${newGeneration()}`, tier: tier.kind, blocks: new Set() }
+    obj = { path: p, version: { ...version }, id: `${hash}-${newGeneration()}`, tier: tier.kind, blocks: new Set(), pinned: this.pins.has(p) }
     if (this.objects.size >= MAX_EMPTY_OBJECTS) this.pruneEmpty()
     this.objects.set(p, obj)
     return obj
   }
 
   private pruneEmpty (): void {
-    for (const [p, o] of this.objects) if (o.blocks.size === 0) this.objects.delete(p)
+    for (const [p, o] of this.objects) if (o.blocks.size === 0 && !o.pinned) this.objects.delete(p)
+  }
+
+  // ---- pins -------------------------------------------------------------------------------------------------------
+
+  /**
+   * Pins (`on`) or unpins `paths`: a pinned file's blocks, cached now or later, are never evicted. Unpinned blocks
+   * rejoin the eviction order as the most recently used.
+   */
+  async pin (paths: string[], on: boolean): Promise<void> {
+    await this.ready
+    for (const p of paths) {
+      if (on) this.pins.add(p)
+      else this.pins.delete(p)
+      const obj = this.objects.get(p)
+      if (!obj || obj.pinned === on) continue
+      obj.pinned = on
+      const tier = this.tier(obj.tier)
+      for (const idx of obj.blocks) {
+        const key = this.key(obj, idx)
+        if (on) tier.policy.remove(key)
+        else tier.policy.insert(key)
+      }
+    }
+    if (!this.diskUsable) return
+    // One write at a time, each of the set as it is then, so the file ends with the last state.
+    const write = this.pinsWritten.catch(() => {}).then(async () => {
+      const file = path.join(this.opts.dir!, PINS_FILE)
+      await writeFile(`${file}.tmp`, JSON.stringify([...this.pins]), { mode: 0o600 })
+      await rename(`${file}.tmp`, file)
+    })
+    this.pinsWritten = write
+    await write
+  }
+
+  /** Bytes of `paths` cached now (both tiers; any of them, pinned or not). */
+  cachedBytes (paths: string[]): number {
+    let bytes = 0
+    for (const p of paths) {
+      const obj = this.objects.get(p)
+      if (!obj) continue
+      const tier = this.tier(obj.tier)
+      for (const idx of obj.blocks) bytes += tier.entries.get(this.key(obj, idx))?.bytes ?? 0
+    }
+    return bytes
   }
 
   // ---- reads ------------------------------------------------------------------------------------------------------
@@ -345,7 +400,7 @@ export class DataCache {
       const own = buf.byteLength === buf.buffer.byteLength ? buf : Buffer.from(buf)
       tier.entries.set(key, { obj, idx, bytes: n, buf: own, readers: 0, dead: false, unlinked: false, released: false })
       tier.used += n
-      tier.policy.insert(key)
+      if (!obj.pinned) tier.policy.insert(key)
       obj.blocks.add(idx)
       return
     }
@@ -369,7 +424,7 @@ export class DataCache {
       }
       tier.entries.set(key, { obj, idx, bytes: n, readers: 0, dead: false, unlinked: false, released: false })
       tier.used += n
-      tier.policy.insert(key)
+      if (!obj.pinned) tier.policy.insert(key)
       obj.blocks.add(idx)
     } finally {
       tier.reserved -= n
@@ -514,7 +569,7 @@ export class DataCache {
     for (const [id, meta] of metas) {
       if (!live.has(id)) { await rm(this.file(id, 'meta'), { force: true }); continue }
       this.objects.set(meta.path, {
-        path: meta.path, version: { size: meta.size, mtimeMs: meta.mtimeMs, etag: meta.etag }, id, tier: 'disk', blocks: new Set(), metaWritten: Promise.resolve()
+        path: meta.path, version: { size: meta.size, mtimeMs: meta.mtimeMs, etag: meta.etag }, id, tier: 'disk', blocks: new Set(), metaWritten: Promise.resolve(), pinned: false
       })
     }
     const objById = new Map([...this.objects.values()].map(o => [o.id, o]))
@@ -535,12 +590,17 @@ export class DataCache {
       const idx = JSON.parse(await readFile(path.join(dir, INDEX_FILE), 'utf8'))
       if (idx.blockBytes === this.blockBytes && Array.isArray(idx.order)) order = idx.order
     } catch { /* no index: a first start or a crash */ }
+    try {
+      const pins = JSON.parse(await readFile(path.join(dir, PINS_FILE), 'utf8'))
+      if (Array.isArray(pins)) for (const p of pins) if (typeof p === 'string') this.pins.add(p)
+    } catch { /* nothing pinned */ }
+    for (const obj of this.objects.values()) obj.pinned = this.pins.has(obj.path)
     const tier = this.disk
     const add = (key: string, stand: number): void => {
       const e = found.get(key)
       if (!e || tier.entries.has(key)) return
       tier.entries.set(key, e)
-      restore(tier.policy, key, stand)
+      if (!e.obj.pinned) restore(tier.policy, key, stand)
       tier.used += e.bytes
       e.obj.blocks.add(e.idx)
     }
@@ -578,7 +638,12 @@ export class DataCache {
   // ---- figures ----------------------------------------------------------------------------------------------------
 
   counters (): { dataMemory: CacheStats, dataDisk: CacheStats } {
-    const c = (t: Tier): CacheStats => ({ hits: t.hits, misses: t.misses, evictions: t.evictions, entries: t.entries.size, bytes: t.used, capBytes: t.cap })
+    const pinned = { memory: 0, disk: 0 }
+    for (const p of this.pins) {
+      const obj = this.objects.get(p)
+      if (obj) pinned[obj.tier] += this.cachedBytes([p])
+    }
+    const c = (t: Tier): CacheStats => ({ hits: t.hits, misses: t.misses, evictions: t.evictions, entries: t.entries.size, bytes: t.used, capBytes: t.cap, pinnedBytes: pinned[t.kind] })
     return { dataMemory: c(this.mem), dataDisk: c(this.disk) }
   }
 }

@@ -101,6 +101,8 @@ export interface CacheStats {
   bytes?: number
   /** The layer's byte cap, where it has one. */
   capBytes?: number
+  /** Data tiers: bytes of pinned files (`fsx warm --pin`), exempt from eviction. */
+  pinnedBytes?: number
 }
 
 /**
@@ -796,6 +798,22 @@ export class Vfs {
     const errors = await this.flushAll()
     await this.journal?.flushTree('/')
     return errors
+  }
+
+  /**
+   * Pins (or unpins) files in the data cache: their blocks, cached now or later, are never evicted. Resolves false
+   * when this mount has no data cache (a local backend, or both tiers off).
+   */
+  async pin (paths: string[], on: boolean): Promise<boolean> {
+    if (!this.data?.enabled) return false
+    await this.data.pin(paths, on)
+    return true
+  }
+
+  /** Bytes of these files in the data cache now (after background block writes settle). */
+  async cachedBytes (paths: string[]): Promise<number> {
+    await this.data?.idle()
+    return this.data?.cachedBytes(paths) ?? 0
   }
 
   /** Live counters for `fsx stats`. */

@@ -71,6 +71,57 @@ if (fuseAvailable(t)) {
     t.notOk(await isMounted(m.mountpoint))
   })
 
+  t.test('warm --pin keeps a file cached while other reads overflow the cache; --unpin releases it', async t => {
+    const home = await tempDir('fsx-pin-')
+    const env = {
+      XDG_DATA_HOME: path.join(home, 'data'), XDG_CACHE_HOME: path.join(home, 'cache'), XDG_CONFIG_HOME: path.join(home, 'config'),
+      FSX_RUNTIME_DIR: path.join(home, 'run'),
+      // A 4 MiB disk tier and no memory tier: two 3 MiB files cannot both stay.
+      FSX_DATA_CACHE_SIZE: '4M', FSX_DATA_CACHE_MEMORY: '0'
+    }
+    const inst = await fsx(['plugins', 'install', `file:${FIXTURE}`], { env, timeoutMs: 180_000 })
+    t.equal(inst.code, 0, inst.stderr)
+    const m = await mountFsx(t, 'mem://pin', ['--preset', 'balanced'], { env })
+    for (const n of ['model.bin', 'scan1.bin', 'scan2.bin']) await writeFile(path.join(m.mountpoint, n), randomBytes(3 * 1024 * 1024))
+    const model = path.join(m.mountpoint, 'model.bin')
+
+    const warm = await fsx(['warm', m.mountpoint, model, '--pin', '--json'], { env, timeoutMs: 120_000 })
+    t.equal(warm.code, 0, warm.stderr)
+    t.equal(JSON.parse(warm.stdout).pinnedBytes, 3 * 1024 * 1024, warm.stdout)
+    await dropKernelCaches()
+    const scans = await run('cat', [path.join(m.mountpoint, 'scan1.bin'), path.join(m.mountpoint, 'scan2.bin')])
+    t.equal(scans.code, 0, scans.stderr)
+    const s1 = await stats(m.mountpoint, env)
+    t.ok(s1.caches.dataDisk.bytes <= 4 * 1024 * 1024, `the cap holds (${s1.caches.dataDisk.bytes} bytes)`)
+    t.equal(s1.caches.dataDisk.pinnedBytes, 3 * 1024 * 1024)
+    await dropKernelCaches()
+    t.equal((await run('cat', [model])).code, 0)
+    t.equal((await stats(m.mountpoint, env)).backend.reads, s1.backend.reads, 'the pinned file is read with zero backend reads')
+
+    const un = await fsx(['warm', m.mountpoint, model, '--unpin'], { env })
+    t.equal(un.code, 0, un.stderr)
+    t.match(un.stdout, /unpinned 1 files/)
+    await dropKernelCaches()
+    await run('cat', [path.join(m.mountpoint, 'scan1.bin'), path.join(m.mountpoint, 'scan2.bin')])
+    const s2 = await stats(m.mountpoint, env)
+    t.equal(s2.caches.dataDisk.pinnedBytes, 0)
+    await dropKernelCaches()
+    t.equal((await run('cat', [model])).code, 0)
+    t.ok((await stats(m.mountpoint, env)).backend.reads > s2.backend.reads, 'unpinned, the file was evicted by the scans and is read from the backend again')
+    t.equal(await m.stop(), 0)
+  })
+
+  t.test('warm --pin on a local mount says there is no data cache to pin in', async t => {
+    const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
+    const data = await tempDir('fsx-pin-local-')
+    await writeFile(path.join(data, 'f'), 'x')
+    const m = await mountFsx(t, data, [], { env })
+    const r = await fsx(['warm', m.mountpoint, path.join(m.mountpoint, 'f'), '--pin'], { env })
+    t.equal(r.code, 1)
+    t.match(r.stderr, /has no data cache to pin files in/)
+    t.equal(r.stderr.trim().split('\n').filter(l => !/^\s*(hint|→)/i.test(l)).length >= 1, true)
+  })
+
   t.test('warm of a path that is not an fsx mount is one line', async t => {
     const r = await fsx(['warm', await tempDir(), 'x'], { env: { FSX_RUNTIME_DIR: await tempDir('fsx-run-') } })
     t.equal(r.code, 1)

@@ -358,3 +358,70 @@ test('an unwritable cache directory leaves the disk tier off, reads still work',
   await rm(base, { recursive: true, force: true })
   await mkdir(base)
 })
+
+for (const policy of ['lru', 'lfu', 'ttl', 'hybrid'] as const) {
+  test(`pinned files are never evicted (${policy}); the cap still holds; unpinned they are evictable again`, async () => {
+    const dir = await tmp()
+    const c = cache({ dir, diskBytes: 8 * B, policy, ttlMs: 3_600_000 })
+    const { s, fetcher } = backend()
+    const pinned = object(4 * B)
+    await c.pin(['/pinned'], true)
+    await readAll(c, '/pinned', pinned, fetcher(pinned))
+    await c.idle()
+    // Stream 16 blocks of other files through a cache of 8: everything unpinned is evicted, the pin is not.
+    for (let i = 0; i < 4; i++) {
+      const o = object(4 * B)
+      await readAll(c, `/scan${i}`, o, fetcher(o))
+      await c.idle()
+      assert.ok(c.counters().dataDisk.bytes! <= 8 * B, 'never over the cap')
+    }
+    assert.equal(c.counters().dataDisk.pinnedBytes, 4 * B)
+    const before = s.fetches
+    assert.ok((await readAll(c, '/pinned', pinned, fetcher(pinned))).equals(pinned.data))
+    assert.equal(s.fetches, before, 'the pinned file is read without a fetch')
+
+    // A cache full of pins serves new reads but caches none of them.
+    await c.pin(['/pinned2'], true)
+    const second = object(4 * B)
+    await readAll(c, '/pinned2', second, fetcher(second))
+    await c.idle()
+    const third = object(2 * B)
+    await c.pin(['/pinned3'], true)
+    assert.ok((await readAll(c, '/pinned3', third, fetcher(third))).equals(third.data), 'served although nothing can be evicted')
+    await c.idle()
+    assert.ok(c.counters().dataDisk.bytes! <= 8 * B)
+    assert.equal(c.cachedBytes(['/pinned3']), 0)
+
+    await c.pin(['/pinned', '/pinned2', '/pinned3'], false)
+    const o = object(8 * B)
+    await readAll(c, '/after', o, fetcher(o))
+    await c.idle()
+    assert.equal(c.cachedBytes(['/pinned']), 0, 'unpinned blocks are evicted like any other')
+    await c.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+}
+
+test('pins survive a restart, a crash included', async () => {
+  const dir = await tmp()
+  const { s, fetcher } = backend()
+  const pinned = object(4 * B)
+  const c1 = cache({ dir, diskBytes: 8 * B })
+  await c1.pin(['/keep'], true)
+  await readAll(c1, '/keep', pinned, fetcher(pinned))
+  await c1.idle()
+  // Simulate kill -9: no close (no index written; the lock stays with a dead pid).
+  await writeFile(path.join(dir, 'lock'), '999999999')
+  const c2 = cache({ dir, diskBytes: 8 * B })
+  for (let i = 0; i < 3; i++) {
+    const o = object(4 * B)
+    await readAll(c2, `/scan${i}`, o, fetcher(o))
+    await c2.idle()
+  }
+  const before = s.fetches
+  await readAll(c2, '/keep', pinned, fetcher(pinned))
+  assert.equal(s.fetches, before, 'still cached: the pin came back with the cache')
+  await c2.close()
+  await c1.close()
+  await rm(dir, { recursive: true, force: true })
+})
