@@ -10,7 +10,7 @@
 import type { MountSnapshot } from './metrics.js'
 
 export interface ProbeResult {
-  /** Fastest of several metadata round trips (stat of the root), ms. */
+  /** Fastest of several metadata round trips that reached the server (see probe.ts), ms per request. */
   rttMs: number
   /** Median directory listing latency of the root, ms. */
   listMs: number

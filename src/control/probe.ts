@@ -1,7 +1,14 @@
 /**
  * `fsx tune --probe SOURCE`: measures a backend directly (no mount): metadata round trip, root listing latency and
  * ranged-read throughput on the largest file found near the root. Read-only: it writes nothing to the backend.
+ *
+ * The round trip must be one the server answered. A backend may answer `stat('/')` itself (S3: a bucket's root
+ * always exists, so no request is sent) or from a cache, and timing that would call an object store 30 ms away
+ * "local-disk fast". So each timed call is checked against the backend's `requests` counter: calls that sent
+ * nothing are dropped, and when the root never reaches the server, names that cannot exist are looked up instead
+ * (a miss must be asked). Backends without counters are trusted to send one request per stat.
  */
+import { randomUUID } from 'node:crypto'
 import type { Backend, Stat } from '../backend/types.js'
 import type { ProbeResult } from './advise.js'
 
@@ -19,6 +26,25 @@ async function timed (fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now()
   await fn()
   return performance.now() - t0
+}
+
+/** Requests the backend has sent so far (its `requests` counter), or undefined when it keeps none. */
+function requestsSent (backend: Backend): number | undefined {
+  const n = backend.counters?.().requests
+  return typeof n === 'number' ? n : undefined
+}
+
+/**
+ * Milliseconds per request of one stat, or undefined when the backend answered without asking its server.
+ * NB: dividing by the request count assumes a stat's requests go one after another, as they do in every backend
+ * (S3's lookup of a missing name: HEAD key, then HEAD key/, then LIST key/).
+ */
+async function statRoundTrip (backend: Backend, path: string): Promise<number | undefined> {
+  const before = requestsSent(backend)
+  const ms = await timed(async () => await backend.stat(path).catch(() => undefined))
+  const after = requestsSent(backend)
+  if (before === undefined || after === undefined) return ms
+  return after > before ? ms / (after - before) : undefined
 }
 
 /** The largest regular file in the root or one level below (at most 50 directories looked at). */
@@ -40,11 +66,24 @@ async function findFile (backend: Backend): Promise<{ path: string, stat: Stat }
 export async function probeBackend (backend: Backend): Promise<ProbeResult> {
   await backend.stat('/') // warm up connections
   const rtts: number[] = []
-  for (let i = 0; i < ROUNDS; i++) rtts.push(await timed(() => backend.stat('/')))
+  for (let i = 0; i < ROUNDS; i++) {
+    const ms = await statRoundTrip(backend, '/')
+    if (ms !== undefined) rtts.push(ms)
+  }
+  if (rtts.length === 0) {
+    // The root was answered locally. Before any listing (which would let a backend answer misses from it), look up
+    // fresh names that cannot exist; the first also warms the connection up, and the minimum drops it.
+    const missing = `/.fsx-probe-${randomUUID()}`
+    for (let i = 0; i <= ROUNDS; i++) {
+      const ms = await statRoundTrip(backend, `${missing}-${i}`)
+      if (ms !== undefined) rtts.push(ms)
+    }
+  }
   const lists: number[] = []
   for (let i = 0; i < 3; i++) lists.push(await timed(() => backend.list('/')))
-  // The fastest round trip is the latency; slower ones measure whatever else the machine was doing.
-  const result: ProbeResult = { rttMs: Math.min(...rtts), listMs: median(lists) }
+  // The fastest round trip is the latency; slower ones measure whatever else the machine was doing. A listing always
+  // asks the server, so it bounds the round trip when no stat did.
+  const result: ProbeResult = { rttMs: Math.min(...(rtts.length > 0 ? rtts : lists)), listMs: median(lists) }
   const file = await findFile(backend)
   if (file && file.stat.size >= 64 * 1024) {
     const size = Math.min(file.stat.size, READ_MAX)
