@@ -92,6 +92,10 @@ export function render (s: MountSnapshot): string {
   out.push(`  readahead: ${ra.triggered} triggered, ${formatSize(ra.bytesUsed)} used, ${formatSize(ra.bytesWasted)} wasted`)
   const wb = s.writeback
   out.push(`  write-back: ${formatSize(wb.dirtyBytes)} dirty, ${wb.queued} queued, ${wb.inFlight} in flight, ${wb.flushed} flushed, ${wb.errors ? chalk.red(String(wb.errors)) : 0} errors`)
+  if (s.stale && (s.stale.serves > 0 || s.stale.backendFailing)) {
+    out.push(`  stale-if-error: ${s.stale.serves} answers served from expired caches` +
+      (s.stale.backendFailing ? chalk.yellow(` · backend failing now (${s.stale.lastError ?? 'error'})`) : ` · backend answering again (last failure ${s.stale.lastError ?? '?'})`))
+  }
   const be = Object.entries(s.backend).map(([k, v]) => `${k} ${/bytes/i.test(k) ? formatSize(v) : v}`).join(', ')
   out.push(`  backend: ${be || chalk.dim('no counters')}`)
   const m = s.memory

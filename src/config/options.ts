@@ -120,6 +120,12 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
       'negativeCacheTtl late. Files created through this mount are seen at once.'
   },
   {
+    key: 'staleIfError', kind: 'duration', default: 3_600_000, scope: 'vfs',
+    help: 'While the backend fails (timeouts, connection errors, EIO), cached attributes, listings and data keep answering for this long past their TTL (0: fail at once).',
+    details: 'Only clean data is served: nothing written and not yet uploaded depends on it, and an answer of the backend ' +
+      '(ENOENT, EACCES) is never overridden. Each such answer counts in fsx stats (staleServes). Off with consistency=strong.'
+  },
+  {
     key: 'dataCacheSize', kind: 'size', default: 1024 ** 3, scope: 'vfs',
     help: 'Hard cap of the on-disk data cache under cacheDir/data, per mounted source (0 disables it).',
     details: 'Only for backends that cannot write at an offset (S3-like); local files use the kernel page cache. ' +

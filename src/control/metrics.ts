@@ -36,6 +36,8 @@ export interface MountSnapshot {
   writeback: { dirtyBytes: number, queued: number, inFlight: number, flushed: number, errors: number }
   backend: Record<string, number>
   memory: { rssBytes: number, heapUsedBytes: number, usedBytes: number, budgetBytes: number }
+  /** Stale-if-error: answers served past their TTL while the backend failed; whether it is failing now. */
+  stale: { serves: number, backendFailing: boolean, lastError?: string }
   openFiles: number
 }
 
@@ -85,6 +87,7 @@ export class MountMetrics {
       writeback: v.writeback ?? { dirtyBytes: 0, queued: 0, inFlight: 0, flushed: 0, errors: 0 },
       backend: this.backend.counters?.() ?? {},
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, usedBytes: v.memory?.usedBytes ?? 0, budgetBytes: v.memory?.budgetBytes ?? 0 },
+      stale: v.stale ?? { serves: 0, backendFailing: false },
       openFiles: v.openFiles
     }
   }

@@ -49,6 +49,12 @@ export function buildRegistry (metrics: MountMetrics): client.Registry {
   gauge('fsx_cache_pinned_bytes', 'Bytes of pinned files (fsx warm --pin), by data tier.', ['layer'], g => {
     for (const [layer, c] of Object.entries(snap.caches)) if (c.pinnedBytes !== undefined) g.set({ ...labelsOf(), layer }, c.pinnedBytes)
   })
+  gauge('fsx_stale_serves_total', 'Answers served from expired caches because the backend failed (stale-if-error).', [], g => {
+    g.set(labelsOf(), snap.stale?.serves ?? 0)
+  })
+  gauge('fsx_backend_failing', '1 while the backend fails and fsx serves from its caches (stale-if-error).', [], g => {
+    g.set(labelsOf(), snap.stale?.backendFailing ? 1 : 0)
+  })
   gauge('fsx_backend', 'Backend counters (requests, bytes, retries, errors…), by name.', ['counter'], g => {
     for (const [counter, v] of Object.entries(snap.backend)) g.set({ ...labelsOf(), counter }, v)
   })

@@ -130,6 +130,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       prefetchMaxBytes: values.prefetchMax as number,
       memoryBudgetBytes: values.memoryBudget as number,
       writebackDirtyMaxBytes: values.writebackDirtyMax as number,
+      staleIfErrorMs: values.staleIfError as number,
       log: req.log,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })

@@ -19,6 +19,10 @@
  *   without this cache; only an actual ENOENT from the backend is cached as negative.
  * - Non-directories with more than one hard link are not attribute-cached: a write through one name changes the
  *   attributes of the others, which no path-keyed invalidation could find.
+ * - Stale-if-error (`staleMs` > 0): expired attribute and listing entries stay (until the LRU evicts them) so that
+ *   `staleAttr` / `staleList` can answer while the backend fails, up to `staleMs` past their TTL. Invalidation
+ *   removes entries exactly as before, and tombstones are kept `staleMs` longer, so a stale answer is never one
+ *   that a change through this mount invalidated.
  */
 import { LRUCache } from 'lru-cache'
 import type { DirEntry, Stat } from '../backend/types.js'
@@ -34,6 +38,8 @@ export interface MetaCacheOptions {
   /** Negative-lookup cache: paths (0 disables) and time-to-live in ms. */
   negativeSize: number
   negativeTtlMs: number
+  /** Stale-if-error: how long past its TTL an entry may still answer while the backend fails (0: not at all). */
+  staleMs?: number
   /** Clock in ms for TTLs (tests pass a fake one). */
   now?: () => number
 }
@@ -54,11 +60,61 @@ export function parentOf (p: string): string {
   return i <= 0 ? '/' : p.slice(0, i)
 }
 
-function makeLru<T extends {}> (max: number, ttlMs: number, now: () => number, counts: Counts, gone?: (v: T) => void): LRUCache<string, T> | undefined {
+/**
+ * lru-cache's LRUCache, except that removing its only entry is O(1) instead of O(max). Used by every user-space
+ * metadata cache (here and in xattr-cache.ts).
+ *
+ * NB: lru-cache (11.5) turns the removal of its only entry, by delete() or by a get() that meets it expired, into
+ * clear(), which fills every array it preallocated for `max` entries: about 1 ms at max 100 000 and 3.6 ms at
+ * 500 000. A cache that holds one entry between a lookup and the invalidation that follows it (files created one by
+ * one in an otherwise quiet mount) paid that at every create. pop() removes the only entry in O(1), so delete() pops
+ * it, and get() leaves an expired entry to delete() rather than removing it itself. clear() stays O(max); it only
+ * runs when everything is invalidated.
+ */
+export class Lru<V extends {}> extends LRUCache<string, V> {
+  /** Set while delete() pops the only entry, so that `dispose` hears 'delete' and never counts it as an eviction. */
+  private readonly popping: { on: boolean }
+  /** Whether get() removes an expired entry it meets (lru-cache's behaviour unless `noDeleteOnStaleGet`). */
+  private readonly deleteOnStaleGet: boolean
+
+  constructor (opts: LRUCache.Options<string, V, unknown>) {
+    const popping = { on: false }
+    const dispose = opts.dispose
+    super({
+      ...opts,
+      noDeleteOnStaleGet: true,
+      dispose: dispose && ((v, k, reason) => { dispose(v, k, popping.on ? 'delete' : reason) })
+    })
+    this.popping = popping
+    this.deleteOnStaleGet = opts.noDeleteOnStaleGet !== true
+  }
+
+  override get (k: string, opts?: LRUCache.GetOptions<string, V, unknown>): V | undefined {
+    const v = super.get(k, opts)
+    // Values are never undefined: a miss on a key still held means the entry expired.
+    if (v === undefined && this.deleteOnStaleGet && this.peek(k, { allowStale: true }) !== undefined) this.delete(k)
+    return v
+  }
+
+  override delete (k: string): boolean {
+    if (this.size !== 1 || this.peek(k, { allowStale: true }) === undefined) return super.delete(k)
+    this.popping.on = true
+    try {
+      this.pop()
+    } finally {
+      this.popping.on = false
+    }
+    return true
+  }
+}
+
+function makeLru<T extends {}> (max: number, ttlMs: number, now: () => number, counts: Counts, gone?: (v: T) => void, keepStale = false): LRUCache<string, T> | undefined {
   if (!(max > 0 && ttlMs > 0)) return undefined
-  return new LRUCache<string, T>({
+  return new Lru<T>({
     max,
     ttl: ttlMs,
+    // Stale-if-error: an expired entry stays until evicted, for `staleAttr` / `staleList`.
+    noDeleteOnStaleGet: keepStale,
     perf: { now },
     // NB: lru-cache otherwise reuses one clock reading for up to 1 ms of real time, which a fake clock never passes.
     ttlResolution: 0,
@@ -79,6 +135,7 @@ export class MetaCache {
   private readonly neg?: LRUCache<string, Entry<true>>
   private readonly counts = { attr: newCounts(), dir: newCounts(), negative: newCounts() }
   private readonly maxTtlMs: number
+  private readonly staleMs: number
   /** Names held by cached listings (kept up to date for the memory figures). */
   private dirNames = 0
 
@@ -96,8 +153,10 @@ export class MetaCache {
 
   constructor (opts: MetaCacheOptions) {
     this.now = opts.now ?? (() => performance.now())
-    this.attr = makeLru(opts.attrSize, opts.attrTtlMs, this.now, this.counts.attr)
-    this.dir = makeLru<Entry<DirEntry[]>>(opts.dirSize, opts.dirTtlMs, this.now, this.counts.dir, e => { this.dirNames -= e.v.length })
+    this.staleMs = Math.max(0, opts.staleMs ?? 0)
+    const keep = this.staleMs > 0
+    this.attr = makeLru(opts.attrSize, opts.attrTtlMs, this.now, this.counts.attr, undefined, keep)
+    this.dir = makeLru<Entry<DirEntry[]>>(opts.dirSize, opts.dirTtlMs, this.now, this.counts.dir, e => { this.dirNames -= e.v.length }, keep)
     this.neg = makeLru(opts.negativeSize, opts.negativeTtlMs, this.now, this.counts.negative)
     this.maxTtlMs = Math.max(this.attr ? opts.attrTtlMs : 0, this.dir ? opts.dirTtlMs : 0, this.neg ? opts.negativeTtlMs : 0)
   }
@@ -188,6 +247,41 @@ export class MetaCache {
     return await run
   }
 
+  // ---- stale-if-error ---------------------------------------------------------------------------------------------
+
+  /**
+   * An expired (or live) entry of `cache` for `p` at most `maxMs` past its TTL and not invalidated since; undefined
+   * otherwise. Counts nothing: the caller decides whether it serves it.
+   */
+  private staleEntry<T> (cache: LRUCache<string, Entry<T>> | undefined, p: string, maxMs: number): { e: Entry<T>, remaining: number } | undefined {
+    if (!cache || maxMs <= 0) return undefined
+    const e = cache.peek(p, { allowStale: true })
+    if (!e || !this.live(p, e.seq)) return undefined
+    const remaining = cache.getRemainingTTL(p)
+    if (remaining < -maxMs) return undefined
+    return { e, remaining }
+  }
+
+  /** Attributes of `p` as last known, even expired (up to `maxMs` past the TTL), for stale-if-error. */
+  staleAttr (p: string, maxMs: number): Stat | undefined {
+    return this.staleEntry(this.attr, p, Math.min(maxMs, this.staleMs))?.e.v
+  }
+
+  /** Listing of `p` as last known, even expired (up to `maxMs` past the TTL), for stale-if-error. */
+  staleList (p: string, maxMs: number): DirEntry[] | undefined {
+    return this.staleEntry(this.dir, p, Math.min(maxMs, this.staleMs))?.e.v
+  }
+
+  /**
+   * Puts back, as already expired, attributes that answered stale after a revalidation had dropped them (an open
+   * under session consistency), so later lookups still find them while the backend fails. Unlike `putAttr` it
+   * makes nothing fresh. `ticket` is the revalidation's (from `begin`): anything invalidated since wins.
+   */
+  restoreStale (p: string, st: Stat, ticket: number): void {
+    if (!this.attr || this.staleMs <= 0 || !this.storable(p, ticket) || this.attr.peek(p, { allowStale: true })) return
+    this.attr.set(p, { v: st, seq: ticket }, { start: this.now() - this.attr.ttl - 1 })
+  }
+
   // ---- tickets ----------------------------------------------------------------------------------------------------
 
   /** Starts a fetch: returns its ticket. Every `begin` must be paired with `end`. */
@@ -273,7 +367,7 @@ export class MetaCache {
   }
 
   private pruneTombs (): void {
-    const horizon = this.now() - this.maxTtlMs
+    const horizon = this.now() - this.maxTtlMs - this.staleMs
     const oldest = this.oldestInflight()
     for (const [k, t] of this.tombs) {
       if (t.at >= horizon || t.seq >= oldest) break

@@ -30,7 +30,7 @@
 import path from 'node:path'
 import { constants as fsConstants } from 'node:fs'
 import { open as openFile, type FileHandle } from 'node:fs/promises'
-import type { Backend, BackendFileHandle, OpenFlags, Stat, StatFs } from '../backend/types.js'
+import type { Backend, BackendFileHandle, DirEntry, OpenFlags, Stat, StatFs } from '../backend/types.js'
 import { FsxError } from '../errors.js'
 import { StagingFile } from './staging.js'
 import { XattrCache } from './xattr-cache.js'
@@ -82,6 +82,12 @@ export interface VfsOptions {
   prefetchMaxBytes?: number
   /** Data cache block size in bytes (default 1 MiB: one request amortises a round trip, a sparse read stays cheap). */
   dataBlockBytes?: number
+  /**
+   * Stale-if-error: while the backend fails with a transport-like error (timeouts, connection errors, EIO), cached
+   * attributes and listings answer for this many ms past their TTL, so clean cached data keeps serving reads.
+   * 0 (default) or consistency=strong: off.
+   */
+  staleIfErrorMs?: number
   /** Where the VFS reports conditions worth a log line (the data cache's disk tier being unavailable). */
   log?: (line: string) => void
   /** Where staging files live. */
@@ -116,7 +122,21 @@ export interface VfsStats {
   readahead?: { triggered: number, bytesUsed: number, bytesWasted: number }
   writeback?: { dirtyBytes: number, queued: number, inFlight: number, flushed: number, errors: number }
   memory?: { usedBytes: number, budgetBytes: number }
+  /** Stale-if-error: answers served from expired cache entries while the backend failed, and its state now. */
+  stale?: StaleStats
 }
+
+export interface StaleStats {
+  /** Answers (attributes, listings, opens) served past their TTL because the backend failed. */
+  serves: number
+  /** True from a backend failure that made fsx serve stale until the backend answers again. */
+  backendFailing: boolean
+  /** The errno of the last such failure (no message: messages may name hosts or keys). */
+  lastError?: string
+}
+
+/** Errors that say the backend could not answer, rather than what it answered (ENOENT, EACCES…). */
+const BACKEND_DOWN = new Set(['EIO', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAGAIN', 'ESHUTDOWN', 'EPIPE'])
 
 /** `utimens` time argument: ms since epoch, 'now' (UTIME_NOW) or undefined (UTIME_OMIT). */
 export type TimeArg = number | 'now' | undefined
@@ -180,6 +200,8 @@ export class Vfs {
   private readonly handles = new Map<number, Handle>()
   private readonly nodes = new Map<string, OpenNode>()
   private nextFh = 1
+  private readonly staleMs: number
+  private readonly staleStats: StaleStats = { serves: 0, backendFailing: false }
   private readonly uid: number
   private readonly gid: number
 
@@ -190,7 +212,9 @@ export class Vfs {
       now: opts.now
     })
     const strong = opts.consistency === 'strong'
+    this.staleMs = strong ? 0 : Math.max(0, opts.staleIfErrorMs ?? 0)
     this.meta = new MetaCache({
+      staleMs: this.staleMs,
       attrSize: strong ? 0 : opts.attrCacheSize ?? 0,
       attrTtlMs: opts.attrCacheTtlMs ?? 0,
       dirSize: strong ? 0 : opts.dirCacheSize ?? 0,
@@ -271,7 +295,38 @@ export class Vfs {
 
   /** Backend attributes of `p` through the metadata caches. */
   private async statCached (p: string): Promise<Stat> {
-    return await this.meta.stat(p, async () => await this.backend.stat(p), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
+    try {
+      const st = await this.meta.stat(p, async () => await this.backend.stat(p), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
+      this.backendAnswered()
+      return st
+    } catch (err) {
+      return this.stale(err, () => this.meta.staleAttr(p, this.staleMs))
+    }
+  }
+
+  /**
+   * Stale-if-error: when `err` says the backend could not answer and `fallback` finds an expired entry young enough,
+   * answers with it (counted); otherwise rethrows `err`.
+   */
+  private stale<T> (err: unknown, fallback: () => T | undefined): T {
+    const code = (err as { code?: unknown } | undefined)?.code
+    if (this.staleMs <= 0 || typeof code !== 'string' || !BACKEND_DOWN.has(code)) throw err
+    const v = fallback()
+    if (v === undefined) throw err
+    this.staleStats.serves++
+    this.staleStats.lastError = code
+    if (!this.staleStats.backendFailing) {
+      this.staleStats.backendFailing = true
+      this.opts.log?.(`backend failing (${code}): serving cached metadata and data for up to ${Math.round(this.staleMs / 1000)}s past their TTLs`)
+    }
+    return v
+  }
+
+  /** The backend answered: stale serving (if any) ends. */
+  private backendAnswered (): void {
+    if (!this.staleStats.backendFailing) return
+    this.staleStats.backendFailing = false
+    this.opts.log?.('backend answers again: stale serving ended')
   }
 
   /**
@@ -280,11 +335,19 @@ export class Vfs {
    */
   private async statForOpen (p: string): Promise<Stat> {
     if (this.opts.consistency === 'eventual') return await this.statCached(p)
+    // Stale-if-error: what the cache knew before this open's revalidation, in case the backend cannot answer it.
+    const known = this.staleMs > 0 ? this.meta.staleAttr(p, this.staleMs) : undefined
     this.meta.invalidate(p)
     const ticket = this.meta.begin()
     try {
       const st = await this.backend.stat(p)
       this.meta.putAttr(p, st, ticket)
+      this.backendAnswered()
+      return st
+    } catch (err) {
+      const st = this.stale(err, () => known)
+      // Kept for the next lookup while the backend stays down (the revalidation above dropped it).
+      this.meta.restoreStale(p, st, ticket)
       return st
     } finally {
       this.meta.end(ticket)
@@ -350,7 +413,13 @@ export class Vfs {
   }
 
   async readdir (p: string): Promise<{ names: string[], stats: Array<Stat | undefined> }> {
-    const entries = await this.meta.list(p, async () => await this.backend.list(p))
+    let entries: DirEntry[]
+    try {
+      entries = await this.meta.list(p, async () => await this.backend.list(p))
+      this.backendAnswered()
+    } catch (err) {
+      entries = this.stale(err, () => this.meta.staleList(p, this.staleMs))
+    }
     return { names: entries.map(e => e.name), stats: entries.map(e => e.stat) }
   }
 
@@ -826,6 +895,7 @@ export class Vfs {
       openFiles: this.handles.size,
       readahead: { ...this.raCounters },
       ...(this.journal ? { writeback: this.journal.counters() } : {}),
+      stale: { ...this.staleStats },
       memory: { usedBytes: this.memoryUsed(), budgetBytes: this.opts.memoryBudgetBytes ?? 0 }
     }
   }

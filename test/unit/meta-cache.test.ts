@@ -218,3 +218,35 @@ test('parentOf', () => {
   assert.equal(parentOf('/a/b'), '/a')
   assert.equal(parentOf('/'), '/')
 })
+
+test('stale-if-error: an expired entry answers up to staleMs past its TTL, never once invalidated', async () => {
+  const c = clock()
+  const m = cache(c, { staleMs: 10_000 })
+  await m.stat('/f', fetcher(() => st(7)).fn, enoent)
+  await m.list('/d', async () => [{ name: 'x', stat: st(1) }])
+  c.advance(5001)
+  assert.equal(m.peekAttr('/f'), undefined, 'expired: not a hit')
+  assert.equal(m.staleAttr('/f', 10_000)?.size, 7, 'but still there for stale-if-error')
+  assert.deepEqual(m.staleList('/d', 10_000)?.map(e => e.name), ['x'])
+  c.advance(10_000)
+  assert.equal(m.staleAttr('/f', 10_000), undefined, 'past staleMs it is gone too')
+  assert.equal(m.staleList('/d', 10_000), undefined)
+
+  await m.stat('/g', fetcher(() => st(3)).fn, enoent)
+  await m.stat('/t/h', fetcher(() => st(4)).fn, enoent)
+  c.advance(6000)
+  m.invalidate('/g')
+  m.invalidateTree('/t')
+  // The tombstone outlives the TTL while a stale entry it hides could still answer.
+  c.advance(6000)
+  assert.equal(m.staleAttr('/g', 10_000), undefined, 'invalidated through the mount: never served stale')
+  assert.equal(m.staleAttr('/t/h', 10_000), undefined, 'below a renamed directory: never served stale')
+})
+
+test('without staleMs expired entries are not kept for stale answers', async () => {
+  const c = clock()
+  const m = cache(c)
+  await m.stat('/f', fetcher(() => st(7)).fn, enoent)
+  c.advance(5001)
+  assert.equal(m.staleAttr('/f', 10_000), undefined)
+})

@@ -319,3 +319,59 @@ test('stats() keeps the shape fsx stats reads', async () => {
   assert.equal(typeof s.memory!.usedBytes, 'number')
   assert.equal(typeof s.memory!.budgetBytes, 'number')
 })
+
+test('stale-if-error: with the backend down, cached attributes, listings and opens keep answering, and stats say so', async () => {
+  const { b, vfs, c } = await setupStale(60_000)
+  b.putDir('/d')
+  b.put('/d/a', 'hello')
+  assert.deepEqual(await names(vfs, '/d'), ['a'])
+  assert.equal((await vfs.getattr('/d/a')).size, 5)
+  c.advance(10_000) // every TTL has passed
+  b.down = 'ETIMEDOUT'
+  assert.equal((await vfs.getattr('/d/a')).size, 5, 'expired attributes answer while the backend times out')
+  assert.deepEqual(await names(vfs, '/d'), ['a'], 'and the expired listing')
+  const fh = await vfs.open('/d/a', constants.O_RDONLY).catch((e: Error) => e)
+  // The fake backend's file handles need the backend: the open itself got past revalidation on the stale stat.
+  assert.ok(typeof fh === 'number' || (fh as any).code === 'ETIMEDOUT')
+  await assert.rejects(vfs.getattr('/d/never-seen'), { code: 'ETIMEDOUT' }, 'nothing cached: the error, not a guess')
+  let s = vfs.stats().stale!
+  assert.ok(s.serves >= 2, `counted (${s.serves})`)
+  assert.equal(s.backendFailing, true)
+  assert.equal(s.lastError, 'ETIMEDOUT')
+
+  b.down = 'ENOENT'
+  await assert.rejects(vfs.getattr('/d/a'), { code: 'ENOENT' }, 'an answer of the backend is never overridden')
+  b.down = undefined
+  vfs.invalidate('/d/a') // that ENOENT was cached as a negative answer
+  assert.equal((await vfs.getattr('/d/a')).size, 5)
+  s = vfs.stats().stale!
+  assert.equal(s.backendFailing, false, 'the backend answered: stale serving ended')
+
+  c.advance(120_000)
+  b.down = 'EIO'
+  await assert.rejects(vfs.getattr('/d/a'), { code: 'EIO' }, 'past staleIfError the failure is reported')
+  await vfs.close()
+})
+
+test('stale-if-error is off with consistency=strong and with staleIfError=0', async () => {
+  for (const o of [{ consistency: 'strong' as const, stale: 60_000 }, { consistency: 'session' as const, stale: 0 }]) {
+    const { b, vfs, c } = await setupStale(o.stale, o.consistency)
+    b.put('/a', 'x')
+    await vfs.getattr('/a')
+    c.advance(10_000)
+    b.down = 'ETIMEDOUT'
+    await assert.rejects(vfs.getattr('/a'), { code: 'ETIMEDOUT' })
+    await vfs.close()
+  }
+})
+
+async function setupStale (staleIfErrorMs: number, consistency: 'strong' | 'session' | 'eventual' = 'session') {
+  const c = clock()
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = new Vfs(b as any, {
+    writeback: false, consistency, xattrCacheSize: 0, xattrCacheTtlMs: 0,
+    attrCacheSize: 1000, attrCacheTtlMs: 5000, dirCacheSize: 100, dirCacheTtlMs: 5000, negativeCacheSize: 100, negativeCacheTtlMs: 5000,
+    staleIfErrorMs, cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-stale-')), now: c.now
+  })
+  return { b, vfs, c }
+}

@@ -71,8 +71,12 @@ export class FakeBackend {
     return { entered: enteredP, release }
   }
 
+  /** While set, every call fails with this errno (a backend that cannot be reached). */
+  down?: string
+
   private async call (method: string): Promise<void> {
     this.calls[method] = (this.calls[method] ?? 0) + 1
+    if (this.down) throw Object.assign(new Error(`backend unreachable (${method})`), { code: this.down })
     const h = this.holds.get(method)
     if (h) {
       this.holds.delete(method)
