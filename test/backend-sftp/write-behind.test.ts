@@ -64,7 +64,7 @@ if (sshdAvailable(t)) {
     t.ok(Date.now() - start < 3 * TIMEOUT_MS + 1000, `within the deadline (${Date.now() - start} ms)`)
     await sshd.freezeConnections(false)
     // The frozen server still holds ' lost?' in its socket buffer and applies it when thawed (docs/SEMANTICS.md).
-    await sshd.frozenSessionsEnded()
+    await sshd.frozenSessionsSettled()
     await h.write(6, Buffer.from(' after'))
     await h.sync()
     await h.close()

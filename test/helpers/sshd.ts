@@ -146,11 +146,12 @@ export interface Sshd {
   /** SIGSTOPs (true) or SIGCONTs (false) every session process: a link that stops answering without a reset. */
   freezeConnections (frozen: boolean): Promise<void>
   /**
-   * Waits until the sessions frozen last have exited after a thaw. A frozen server still has in its socket buffer what
-   * the client sent before giving up; it applies that when thawed, before it sees the client has gone. Tests that
-   * write again after a thaw wait for this, or the old session's late write may land after theirs.
+   * After a thaw, waits until the sessions frozen last have settled: those whose client gave up on them (a request
+   * timed out) apply what was still in their socket buffer and exit; the others stay, idle in the client's pool.
+   * Settled = no frozen session exited for `quietMs`. Tests that write again after a thaw wait for this, or an old
+   * session's late write may land after theirs.
    */
-  frozenSessionsEnded (timeoutMs?: number): Promise<void>
+  frozenSessionsSettled (quietMs?: number, timeoutMs?: number): Promise<void>
   /** Replaces the host key with a new one (the next start serves it); known_hosts still names the old one. */
   rekey (): Promise<void>
   /** What sshd wrote to stderr (-e), for failure messages. */
@@ -262,15 +263,19 @@ export async function startSshd (t: TapLike, opts: { connectionsPerStart?: numbe
       if (frozen) frozenPids = pids
       for (const pid of pids) signal(pid, frozen ? 'SIGSTOP' : 'SIGCONT')
     },
-    async frozenSessionsEnded (timeoutMs = 10_000) {
+    async frozenSessionsSettled (quietMs = 1000, timeoutMs = 15_000) {
       const until = Date.now() + timeoutMs
       // A zombie has finished its work: only a state other than Z counts as alive.
       const alive = async (pid: number): Promise<boolean> =>
         await readFile(`/proc/${pid}/stat`, 'utf8').then(st => !/^\d+ \(.*\) Z/.test(st), () => false)
-      const living = async (): Promise<number[]> => (await Promise.all(frozenPids.map(async p => await alive(p) ? p : 0))).filter(p => p > 0)
-      while ((await living()).length > 0) {
-        if (Date.now() > until) throw new Error(`frozen sshd sessions ${(await living()).join(', ')} still alive after ${timeoutMs} ms`)
+      const living = async (): Promise<number> => (await Promise.all(frozenPids.map(alive))).filter(Boolean).length
+      let count = await living()
+      let since = Date.now()
+      while (Date.now() - since < quietMs) {
+        if (Date.now() > until) throw new Error(`frozen sshd sessions still exiting after ${timeoutMs} ms`)
         await new Promise(resolve => setTimeout(resolve, 50))
+        const now = await living()
+        if (now !== count) { count = now; since = Date.now() }
       }
     },
     async rekey () {
