@@ -24,7 +24,8 @@
  *   removes entries exactly as before, and tombstones are kept `staleMs` longer, so a stale answer is never one
  *   that a change through this mount invalidated.
  */
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { Lru } from './lru.js'
 import type { DirEntry, Stat } from '../backend/types.js'
 import type { CacheStats } from './vfs.js'
 
@@ -58,54 +59,6 @@ function newCounts (): Counts { return { hits: 0, misses: 0, evictions: 0 } }
 export function parentOf (p: string): string {
   const i = p.lastIndexOf('/')
   return i <= 0 ? '/' : p.slice(0, i)
-}
-
-/**
- * lru-cache's LRUCache, except that removing its only entry is O(1) instead of O(max). Used by every user-space
- * metadata cache (here and in xattr-cache.ts).
- *
- * NB: lru-cache (11.5) turns the removal of its only entry, by delete() or by a get() that meets it expired, into
- * clear(), which fills every array it preallocated for `max` entries: about 1 ms at max 100 000 and 3.6 ms at
- * 500 000. A cache that holds one entry between a lookup and the invalidation that follows it (files created one by
- * one in an otherwise quiet mount) paid that at every create. pop() removes the only entry in O(1), so delete() pops
- * it, and get() leaves an expired entry to delete() rather than removing it itself. clear() stays O(max); it only
- * runs when everything is invalidated.
- */
-export class Lru<V extends {}> extends LRUCache<string, V> {
-  /** Set while delete() pops the only entry, so that `dispose` hears 'delete' and never counts it as an eviction. */
-  private readonly popping: { on: boolean }
-  /** Whether get() removes an expired entry it meets (lru-cache's behaviour unless `noDeleteOnStaleGet`). */
-  private readonly deleteOnStaleGet: boolean
-
-  constructor (opts: LRUCache.Options<string, V, unknown>) {
-    const popping = { on: false }
-    const dispose = opts.dispose
-    super({
-      ...opts,
-      noDeleteOnStaleGet: true,
-      dispose: dispose && ((v, k, reason) => { dispose(v, k, popping.on ? 'delete' : reason) })
-    })
-    this.popping = popping
-    this.deleteOnStaleGet = opts.noDeleteOnStaleGet !== true
-  }
-
-  override get (k: string, opts?: LRUCache.GetOptions<string, V, unknown>): V | undefined {
-    const v = super.get(k, opts)
-    // Values are never undefined: a miss on a key still held means the entry expired.
-    if (v === undefined && this.deleteOnStaleGet && this.peek(k, { allowStale: true }) !== undefined) this.delete(k)
-    return v
-  }
-
-  override delete (k: string): boolean {
-    if (this.size !== 1 || this.peek(k, { allowStale: true }) === undefined) return super.delete(k)
-    this.popping.on = true
-    try {
-      this.pop()
-    } finally {
-      this.popping.on = false
-    }
-    return true
-  }
 }
 
 function makeLru<T extends {}> (max: number, ttlMs: number, now: () => number, counts: Counts, gone?: (v: T) => void, keepStale = false): LRUCache<string, T> | undefined {
@@ -280,6 +233,25 @@ export class MetaCache {
   restoreStale (p: string, st: Stat, ticket: number): void {
     if (!this.attr || this.staleMs <= 0 || !this.storable(p, ticket) || this.attr.peek(p, { allowStale: true })) return
     this.attr.set(p, { v: st, seq: ticket }, { start: this.now() - this.attr.ttl - 1 })
+  }
+
+  // ---- background validation --------------------------------------------------------------------------------------
+
+  /**
+   * Up to `limit` cached file attributes that expire within `withinMs`, most recently used first, for the background
+   * validator to refresh before a lookup has to wait for them. Looks at most `4 × limit` entries and counts nothing.
+   */
+  expiring (limit: number, withinMs: number): Array<{ path: string, stat: Stat }> {
+    const out: Array<{ path: string, stat: Stat }> = []
+    if (!this.attr || limit <= 0) return out
+    let looked = 0
+    for (const p of this.attr.keys()) {
+      if (out.length >= limit || ++looked > 4 * limit) break
+      const e = this.attr.peek(p)
+      if (!e || e.v.kind !== 'file' || !this.live(p, e.seq)) continue
+      if (this.attr.getRemainingTTL(p) <= withinMs) out.push({ path: p, stat: e.v })
+    }
+    return out
   }
 
   // ---- tickets ----------------------------------------------------------------------------------------------------

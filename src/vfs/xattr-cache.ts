@@ -4,7 +4,8 @@
  * Invariant: every mutation through this mount (setxattr, removexattr, rename, unlink, rmdir) invalidates the
  * affected path before the backend call returns, so this mount never reads its own stale attributes.
  */
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
+import { Lru } from './lru.js'
 
 /** A cached lookup result: the value, or null for "no such attribute". */
 export type XattrEntry = Buffer | null
@@ -44,7 +45,8 @@ export class XattrCache {
     this.ttlMs = opts.ttlMs
     if (opts.max > 0 && opts.ttlMs > 0) {
       // NB: the LRU's own TTL bounds how long an idle path stays; per-name ages are checked against `at`.
-      this.cache = new LRUCache<string, PathEntry>({
+      // Lru, not plain LRUCache: invalidating the only cached path must not cost O(max) (see Lru).
+      this.cache = new Lru<PathEntry>({
         max: opts.max,
         ttl: opts.ttlMs,
         perf: { now: this.now },

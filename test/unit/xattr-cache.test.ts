@@ -60,3 +60,13 @@ test('size 0 disables the cache', () => {
   assert.equal(cache.enabled, false)
   assert.equal(cache.get('/f', 'user.a'), undefined)
 })
+
+test('invalidating the only cached path forgets it without counting an eviction', () => {
+  const c = clock()
+  const cache = new XattrCache({ max: 10, ttlMs: 60000, now: c.now })
+  cache.set('/f', 'user.a', Buffer.from('v'))
+  cache.invalidate('/f')
+  assert.equal(cache.get('/f', 'user.a'), undefined)
+  assert.equal(cache.paths, 0)
+  assert.equal(cache.counters().evictions, 0)
+})
