@@ -96,6 +96,10 @@ export function render (s: MountSnapshot): string {
     out.push(`  stale-if-error: ${s.stale.serves} answers served from expired caches` +
       (s.stale.backendFailing ? chalk.yellow(` · backend failing now (${s.stale.lastError ?? 'error'})`) : ` · backend answering again (last failure ${s.stale.lastError ?? '?'})`))
   }
+  if (s.validator && s.validator.rounds > 0) {
+    out.push(`  validator: ${s.validator.rounds} rounds, ${s.validator.checked} checked, ${s.validator.changed} changed` +
+      (s.validator.errors ? `, ${chalk.red(String(s.validator.errors))} failed` : ''))
+  }
   const be = Object.entries(s.backend).map(([k, v]) => `${k} ${/bytes/i.test(k) ? formatSize(v) : v}`).join(', ')
   out.push(`  backend: ${be || chalk.dim('no counters')}`)
   const m = s.memory

@@ -120,6 +120,14 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
       'negativeCacheTtl late. Files created through this mount are seen at once.'
   },
   {
+    key: 'validateInterval', kind: 'duration', default: 0, scope: 'vfs',
+    help: 'Background validator: how often fsx re-checks recently used files whose cached attributes are about to expire (0: off).',
+    details: 'Each round asks the backend for the attributes of up to 256 recently used files that expire within the interval: ' +
+      'unchanged ones stay cached (a later open or lookup need not wait for the backend), changed or removed ones are ' +
+      'dropped from the attribute and data caches at once instead of at their TTL. Costs one stat (S3: one HEAD) per file ' +
+      'checked. The kernel\'s own caches still follow attrTtl/entryTtl. Off with consistency=strong.'
+  },
+  {
     key: 'staleIfError', kind: 'duration', default: 3_600_000, scope: 'vfs',
     help: 'While the backend fails (timeouts, connection errors, EIO), cached attributes, listings and data keep answering for this long past their TTL (0: fail at once).',
     details: 'Only clean data is served: nothing written and not yet uploaded depends on it, and an answer of the backend ' +

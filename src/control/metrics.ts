@@ -38,6 +38,8 @@ export interface MountSnapshot {
   memory: { rssBytes: number, heapUsedBytes: number, usedBytes: number, budgetBytes: number }
   /** Stale-if-error: answers served past their TTL while the backend failed; whether it is failing now. */
   stale: { serves: number, backendFailing: boolean, lastError?: string }
+  /** Background validator: rounds, files checked, found changed or gone, failed checks. */
+  validator: { rounds: number, checked: number, changed: number, errors: number }
   openFiles: number
 }
 
@@ -88,6 +90,7 @@ export class MountMetrics {
       backend: this.backend.counters?.() ?? {},
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, usedBytes: v.memory?.usedBytes ?? 0, budgetBytes: v.memory?.budgetBytes ?? 0 },
       stale: v.stale ?? { serves: 0, backendFailing: false },
+      validator: v.validator ?? { rounds: 0, checked: 0, changed: 0, errors: 0 },
       openFiles: v.openFiles
     }
   }

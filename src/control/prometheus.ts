@@ -55,6 +55,9 @@ export function buildRegistry (metrics: MountMetrics): client.Registry {
   gauge('fsx_backend_failing', '1 while the backend fails and fsx serves from its caches (stale-if-error).', [], g => {
     g.set(labelsOf(), snap.stale?.backendFailing ? 1 : 0)
   })
+  gauge('fsx_validator', 'Background validator figures (rounds, checked, changed, errors).', ['counter'], g => {
+    for (const [counter, v] of Object.entries(snap.validator ?? {})) g.set({ ...labelsOf(), counter }, v)
+  })
   gauge('fsx_backend', 'Backend counters (requests, bytes, retries, errors…), by name.', ['counter'], g => {
     for (const [counter, v] of Object.entries(snap.backend)) g.set({ ...labelsOf(), counter }, v)
   })

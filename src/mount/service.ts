@@ -131,6 +131,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       memoryBudgetBytes: values.memoryBudget as number,
       writebackDirtyMaxBytes: values.writebackDirtyMax as number,
       staleIfErrorMs: values.staleIfError as number,
+      validateIntervalMs: values.validateInterval as number,
       log: req.log,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })

@@ -88,6 +88,12 @@ export interface VfsOptions {
    * 0 (default) or consistency=strong: off.
    */
   staleIfErrorMs?: number
+  /**
+   * Background validator: every this many ms, re-check with the backend up to VALIDATE_BATCH recently used files
+   * whose cached attributes expire within the interval (0 or consistency=strong: off). Changed files are dropped
+   * from the caches at once; unchanged ones stay cached.
+   */
+  validateIntervalMs?: number
   /** Where the VFS reports conditions worth a log line (the data cache's disk tier being unavailable). */
   log?: (line: string) => void
   /** Where staging files live. */
@@ -124,7 +130,15 @@ export interface VfsStats {
   memory?: { usedBytes: number, budgetBytes: number }
   /** Stale-if-error: answers served from expired cache entries while the backend failed, and its state now. */
   stale?: StaleStats
+  /** Background validator: rounds run, files checked, files found changed or gone, checks that failed. */
+  validator?: ValidatorStats
 }
+
+export interface ValidatorStats { rounds: number, checked: number, changed: number, errors: number }
+
+/** Files the background validator checks per round, at most; and how many at a time. */
+const VALIDATE_BATCH = 256
+const VALIDATE_PARALLEL = 4
 
 export interface StaleStats {
   /** Answers (attributes, listings, opens) served past their TTL because the backend failed. */
@@ -202,6 +216,9 @@ export class Vfs {
   private nextFh = 1
   private readonly staleMs: number
   private readonly staleStats: StaleStats = { serves: 0, backendFailing: false }
+  private readonly validatorStats: ValidatorStats = { rounds: 0, checked: 0, changed: 0, errors: 0 }
+  private validatorTimer?: NodeJS.Timeout
+  private validating?: Promise<ValidatorStats>
   private readonly uid: number
   private readonly gid: number
 
@@ -253,6 +270,62 @@ export class Vfs {
     }
     this.uid = opts.uid ?? (process.getuid?.() ?? 0)
     this.gid = opts.gid ?? (process.getgid?.() ?? 0)
+    const every = strong ? 0 : opts.validateIntervalMs ?? 0
+    if (every > 0 && this.meta.enabled) {
+      this.validatorTimer = setInterval(() => { void this.validate() }, every)
+      this.validatorTimer.unref?.()
+    }
+  }
+
+  /**
+   * One round of the background validator (also run by its timer): asks the backend for the attributes of recently
+   * used files whose cached attributes expire within the interval. Unchanged: cached again for a full TTL. Changed
+   * or gone: dropped from the attribute and data caches now rather than at their TTL. Files open for writing or
+   * waiting in the write-back journal are skipped (this mount's version is the newer one). Resolves with the
+   * round's figures; a round already running is joined, not doubled.
+   */
+  async validate (): Promise<ValidatorStats> {
+    this.validating ??= (async () => {
+      const round: ValidatorStats = { rounds: 1, checked: 0, changed: 0, errors: 0 }
+      try {
+        const within = Math.max(this.opts.validateIntervalMs ?? 0, 1)
+        const todo = this.meta.expiring(VALIDATE_BATCH, within).filter(e => !this.nodes.has(e.path) && !this.journal?.pending(e.path))
+        let next = 0
+        const worker = async (): Promise<void> => {
+          while (next < todo.length) {
+            const { path: p, stat: was } = todo[next++]
+            const ticket = this.meta.begin()
+            try {
+              const st = await this.backend.stat(p)
+              round.checked++
+              this.backendAnswered()
+              if (st.kind !== was.kind || st.size !== was.size || st.mtimeMs !== was.mtimeMs || st.etag !== was.etag) {
+                round.changed++
+                this.changed(p)
+              } else {
+                this.meta.putAttr(p, st, ticket)
+              }
+            } catch (err) {
+              if ((err as { code?: string }).code === 'ENOENT') {
+                round.checked++
+                round.changed++
+                this.entryChanged(p)
+              } else {
+                round.errors++
+              }
+            } finally {
+              this.meta.end(ticket)
+            }
+          }
+        }
+        await Promise.all(Array.from({ length: VALIDATE_PARALLEL }, worker))
+      } finally {
+        this.validating = undefined
+      }
+      for (const k of ['rounds', 'checked', 'changed', 'errors'] as const) this.validatorStats[k] += round[k]
+      return round
+    })()
+    return await this.validating
   }
 
   private get caps () { return this.backend.capabilities }
@@ -896,12 +969,15 @@ export class Vfs {
       readahead: { ...this.raCounters },
       ...(this.journal ? { writeback: this.journal.counters() } : {}),
       stale: { ...this.staleStats },
+      validator: { ...this.validatorStats },
       memory: { usedBytes: this.memoryUsed(), budgetBytes: this.opts.memoryBudgetBytes ?? 0 }
     }
   }
 
   /** Releases all handles and the backend. */
   async close (): Promise<void> {
+    clearInterval(this.validatorTimer)
+    await this.validating?.catch(() => {})
     for (const fh of [...this.handles.keys()]) await this.release('', fh).catch(() => {})
     await this.data?.close().catch(err => this.opts.log?.(`data cache: ${(err as Error).message}`))
     if (this.journal) {

@@ -375,3 +375,55 @@ async function setupStale (staleIfErrorMs: number, consistency: 'strong' | 'sess
   })
   return { b, vfs, c }
 }
+
+test('the background validator refreshes hot attributes and drops files changed or removed behind the mount', async () => {
+  const c = clock()
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = new Vfs(b as any, {
+    writeback: false, consistency: 'eventual', xattrCacheSize: 0, xattrCacheTtlMs: 0,
+    attrCacheSize: 1000, attrCacheTtlMs: 5000, dirCacheSize: 100, dirCacheTtlMs: 5000, negativeCacheSize: 100, negativeCacheTtlMs: 5000,
+    dataCacheMemory: 1024 * 1024, validateIntervalMs: 2000, cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-validate-')), now: c.now
+  })
+  const readAll = async (p: string): Promise<string> => {
+    const fh = await vfs.open(p, constants.O_RDONLY)
+    const buf = Buffer.alloc(100)
+    const n = await vfs.read(p, fh, buf, 100, 0)
+    await vfs.release(p, fh)
+    return buf.subarray(0, n).toString()
+  }
+  b.put('/a', 'old a')
+  b.put('/b', 'b')
+  b.put('/c', 'c')
+  for (const p of ['/a', '/b', '/c']) await vfs.getattr(p)
+  assert.equal(await readAll('/a'), 'old a')
+
+  let r = await vfs.validate()
+  assert.equal(r.checked, 0, 'nothing expires within the interval yet')
+  c.advance(3500)
+  const stats = b.count('stat')
+  r = await vfs.validate()
+  assert.deepEqual({ checked: r.checked, changed: r.changed }, { checked: 3, changed: 0 })
+  assert.equal(b.count('stat'), stats + 3)
+  c.advance(3000) // past the original TTL: the refreshed entries still answer
+  await vfs.getattr('/b')
+  assert.equal(b.count('stat'), stats + 3, 'refreshed in the background: the lookup did not wait for the backend')
+
+  b.put('/a', 'new a!')
+  b.drop('/c')
+  c.advance(1500) // within the interval of their expiry (refreshed at 3500 for 5 s)
+  r = await vfs.validate()
+  assert.equal(r.changed, 2, 'one changed, one gone')
+  assert.equal(await readAll('/a'), 'new a!', 'the data cache no longer serves the old content')
+  await assert.rejects(vfs.getattr('/c'), { code: 'ENOENT' })
+  assert.deepEqual(vfs.stats().validator, { rounds: 3, checked: 6, changed: 2, errors: 0 })
+
+  // A file open for writing is this mount's to say: the validator leaves it alone.
+  const fh = await vfs.open('/b', constants.O_RDWR)
+  c.advance(4000) // /a and /b both expire within the interval now
+  const before = b.count('stat')
+  r = await vfs.validate()
+  assert.equal(r.checked, 1, 'only /a was checked')
+  assert.equal(b.count('stat'), before + 1)
+  await vfs.release('/b', fh)
+  await vfs.close()
+})
