@@ -296,9 +296,8 @@ export class Vfs {
             const { path: p, stat: was } = todo[next++]
             const ticket = this.meta.begin()
             try {
-              const st = await this.backend.stat(p)
+              const st = await this.asked(this.backend.stat(p))
               round.checked++
-              this.backendAnswered()
               if (st.kind !== was.kind || st.size !== was.size || st.mtimeMs !== was.mtimeMs || st.etag !== was.etag) {
                 round.changed++
                 this.changed(p)
@@ -369,9 +368,7 @@ export class Vfs {
   /** Backend attributes of `p` through the metadata caches. */
   private async statCached (p: string): Promise<Stat> {
     try {
-      const st = await this.meta.stat(p, async () => await this.backend.stat(p), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
-      this.backendAnswered()
-      return st
+      return await this.meta.stat(p, async () => await this.asked(this.backend.stat(p)), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
     } catch (err) {
       return this.stale(err, () => this.meta.staleAttr(p, this.staleMs))
     }
@@ -395,6 +392,19 @@ export class Vfs {
     return v
   }
 
+  /** Awaits a backend call; any answer from it (a result, ENOENT, EACCES…) ends stale serving. */
+  private async asked<T> (call: Promise<T>): Promise<T> {
+    try {
+      const v = await call
+      this.backendAnswered()
+      return v
+    } catch (err) {
+      const code = (err as { code?: unknown } | undefined)?.code
+      if (typeof code === 'string' && !BACKEND_DOWN.has(code)) this.backendAnswered()
+      throw err
+    }
+  }
+
   /** The backend answered: stale serving (if any) ends. */
   private backendAnswered (): void {
     if (!this.staleStats.backendFailing) return
@@ -413,9 +423,8 @@ export class Vfs {
     this.meta.invalidate(p)
     const ticket = this.meta.begin()
     try {
-      const st = await this.backend.stat(p)
+      const st = await this.asked(this.backend.stat(p))
       this.meta.putAttr(p, st, ticket)
-      this.backendAnswered()
       return st
     } catch (err) {
       const st = this.stale(err, () => known)
@@ -488,8 +497,7 @@ export class Vfs {
   async readdir (p: string): Promise<{ names: string[], stats: Array<Stat | undefined> }> {
     let entries: DirEntry[]
     try {
-      entries = await this.meta.list(p, async () => await this.backend.list(p))
-      this.backendAnswered()
+      entries = await this.meta.list(p, async () => await this.asked(this.backend.list(p)))
     } catch (err) {
       entries = this.stale(err, () => this.meta.staleList(p, this.staleMs))
     }

@@ -326,9 +326,13 @@ test('stale-if-error: with the backend down, cached attributes, listings and ope
   b.put('/d/a', 'hello')
   assert.deepEqual(await names(vfs, '/d'), ['a'])
   assert.equal((await vfs.getattr('/d/a')).size, 5)
+  b.put('/fresh', 'f')
   c.advance(10_000) // every TTL has passed
+  await vfs.getattr('/fresh') // cached now, fresh for 5 s
   b.down = 'ETIMEDOUT'
   assert.equal((await vfs.getattr('/d/a')).size, 5, 'expired attributes answer while the backend times out')
+  await vfs.getattr('/fresh')
+  assert.equal(vfs.stats().stale!.backendFailing, true, 'a cache hit is no answer from the backend')
   assert.deepEqual(await names(vfs, '/d'), ['a'], 'and the expired listing')
   const fh = await vfs.open('/d/a', constants.O_RDONLY).catch((e: Error) => e)
   // The fake backend's file handles need the backend: the open itself got past revalidation on the stale stat.
