@@ -212,12 +212,15 @@ export class Journal {
     this.active++
     try {
       await this.opts.backend.write(r.path, { file: this.file(r.seq, 'data'), size: r.size }, { mode: r.mode, uid: r.uid, gid: r.gid, mtimeMs: r.mtimeMs })
-      await this.removeEntry(r)
+      // NB: the backend holds this version now. What the caches still say of the previous one must go before the
+      // entry stops answering for it (or its file disappears): an open in between took the cached, older size and
+      // staged a copy cut to it, losing the end of an acknowledged write.
       s.inflight = undefined
       s.retryMs = undefined
       this.dirty -= r.size
       this.flushed++
       this.opts.onUploaded?.(r.path)
+      await this.removeEntry(r).catch(() => {}) // replayed (re-uploaded, harmless) at the next start if left
       this.wakeSpace()
       if (!s.queued) this.settle(p, s)
     } catch (err) {
