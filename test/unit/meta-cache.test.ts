@@ -3,7 +3,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MetaCache, parentOf } from '../../dist/vfs/meta-cache.js'
-import { Lru } from '../../dist/vfs/lru.js'
 
 function clock (): { now: () => number, advance: (ms: number) => void } {
   let t = 1000
@@ -250,31 +249,6 @@ test('without staleMs expired entries are not kept for stale answers', async () 
   await m.stat('/f', fetcher(() => st(7)).fn, enoent)
   c.advance(5001)
   assert.equal(m.staleAttr('/f', 10_000), undefined)
-})
-
-test('Lru: removing the only entry, by delete or by a get that finds it expired, tells dispose why and leaves a working LRU', () => {
-  const c = clock()
-  const reasons: string[] = []
-  const lru = new Lru<number>({ max: 3, ttl: 1000, ttlResolution: 0, perf: { now: c.now }, dispose: (_v, k, r) => { reasons.push(`${k}:${r}`) } })
-  lru.set('a', 1)
-  assert.equal(lru.delete('a'), true)
-  assert.equal(lru.delete('a'), false)
-  lru.set('b', 2)
-  c.advance(1001)
-  assert.equal(lru.get('b'), undefined)
-  assert.equal(lru.size, 0)
-  assert.deepEqual(reasons, ['a:delete', 'b:expire'])
-  for (const k of ['x', 'y', 'z']) lru.set(k, 0)
-  lru.get('x')
-  lru.set('w', 0)
-  assert.deepEqual([...lru.keys()], ['w', 'x', 'z'], 'recency order and eviction still work once emptied')
-  assert.deepEqual(reasons.slice(2), ['y:evict'])
-
-  const keep = new Lru<number>({ max: 3, ttl: 1000, ttlResolution: 0, perf: { now: c.now }, noDeleteOnStaleGet: true })
-  keep.set('s', 1)
-  c.advance(1001)
-  assert.equal(keep.get('s'), undefined)
-  assert.equal(keep.peek('s', { allowStale: true }), 1, 'with noDeleteOnStaleGet an expired entry stays')
 })
 
 test('invalidating the only cached entry forgets it without counting an eviction', async () => {
