@@ -130,8 +130,9 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   {
     key: 'staleIfError', kind: 'duration', default: 3_600_000, scope: 'vfs',
     help: 'While the backend fails (timeouts, connection errors, EIO), cached attributes, listings and data keep answering for this long past their TTL (0: fail at once).',
-    details: 'Only clean data is served: nothing written and not yet uploaded depends on it, and an answer of the backend ' +
-      '(ENOENT, EACCES) is never overridden. Each such answer counts in fsx stats (staleServes). Off with consistency=strong.'
+    details: 'Stale answers come only from what the backend said before it failed; they never override an answer it ' +
+      'gives (ENOENT, EACCES), nor anything changed through this mount (writes not uploaded yet are served from the ' +
+      'write-back journal as always). Each is counted in fsx stats (stale.serves). Off with consistency=strong.'
   },
   {
     key: 'dataCacheSize', kind: 'size', default: 1024 ** 3, scope: 'vfs',
