@@ -5,13 +5,12 @@ import t from 'tap'
 import path from 'node:path'
 import { createHash } from 'node:crypto'
 import { PutObjectCommand } from '@aws-sdk/client-s3'
-import { fsx, fuseAvailable, mountFsx, run, tempDir } from '../helpers/mount.js'
+import { dropKernelCaches, fsx, fuseAvailable, mountFsx, run, tempDir } from '../helpers/mount.js'
 import { bytes } from '../helpers/conformance.js'
 import { startS3Server } from '../helpers/s3-server.js'
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex')
 const sleep = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
-const dropKernelCaches = async (): Promise<void> => { await run('bash', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']) }
 
 const s3 = fuseAvailable(t) ? await startS3Server(t) : undefined
 if (s3 !== undefined) {

@@ -5,16 +5,8 @@ import t from 'tap'
 import path from 'node:path'
 import { lstat, mkdir, readFile, readdir, readlink, stat, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { fuseAvailable, mountFsx, run, sh, tempDir, ROOT } from '../helpers/mount.js'
+import { errnoProbe, fuseAvailable, mountFsx, run, sh, tempDir } from '../helpers/mount.js'
 import { startSshd, sshdAvailable } from '../helpers/sshd.js'
-
-const PROBE = path.join(ROOT, 'test', 'fixtures', 'errno-probe.mjs')
-
-async function probe (calls: Array<[string, string, ...string[]]>): Promise<Record<string, string>> {
-  const r = await run(process.execPath, [PROBE, JSON.stringify(calls)], { timeoutMs: 60_000 })
-  if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`)
-  return JSON.parse(r.stdout)
-}
 
 /** Every path under `dir` (relative, sorted) with its kind and, for files, content; symlinks by target. */
 async function snapshot (dir: string, rel = ''): Promise<Map<string, string | Buffer>> {
@@ -124,7 +116,7 @@ if (fuseAvailable(t) && sshdAvailable(t)) {
         await writeFile(path.join(data, 'plain'), 'x')
         await mkdir(path.join(data, 'nonempty'))
         await writeFile(path.join(data, 'nonempty/f'), 'x')
-        const res = await probe([
+        const res = await errnoProbe([
           ['missing', 'stat', `${mnt}/nope`],
           ['mkdirExisting', 'mkdir', `${mnt}/full`],
           ['createExcl', 'createExcl', `${mnt}/plain`],

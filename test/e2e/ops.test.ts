@@ -5,7 +5,7 @@ import t from 'tap'
 import path from 'node:path'
 import { writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { fsx, fuseAvailable, isMounted, mountFsx, run, tempDir, ROOT } from '../helpers/mount.js'
+import { dropKernelCaches, fsx, fuseAvailable, isMounted, mountFsx, run, tempDir, ROOT } from '../helpers/mount.js'
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'fsx-backend-memory')
 
@@ -14,7 +14,6 @@ async function stats (mnt: string, env: Record<string, string>): Promise<any> {
   if (r.code !== 0) throw new Error(r.stderr)
   return JSON.parse(r.stdout).mounts[0]
 }
-const dropKernelCaches = async (): Promise<void> => { await run('bash', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']) }
 
 if (fuseAvailable(t)) {
   t.test('warm, then read: zero backend reads; invalidate drops the caches; flush drains write-back', async t => {

@@ -4,15 +4,7 @@ import t from 'tap'
 import path from 'node:path'
 import { mkdir, writeFile, readFile, lstat, stat, readlink, readdir, symlink } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { fuseAvailable, mountFsx, run, sh, tempDir, ROOT } from '../helpers/mount.js'
-
-const PROBE = path.join(ROOT, 'test', 'fixtures', 'errno-probe.mjs')
-
-async function probe (calls: Array<[string, string, ...string[]]>): Promise<Record<string, string>> {
-  const r = await run(process.execPath, [PROBE, JSON.stringify(calls)], { timeoutMs: 60_000 })
-  if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`)
-  return JSON.parse(r.stdout)
-}
+import { errnoProbe, fuseAvailable, mountFsx, run, sh, tempDir } from '../helpers/mount.js'
 
 if (fuseAvailable(t)) {
   for (const preset of ['balanced', 'high-performance', 'safe']) {
@@ -111,7 +103,7 @@ if (fuseAvailable(t)) {
         await writeFile(path.join(data, 'full/f'), 'x')
         await writeFile(path.join(data, 'plain'), 'x')
         const long = 'n'.repeat(300)
-        const res = await probe([
+        const res = await errnoProbe([
           ['missing', 'stat', `${mnt}/nope`],
           ['mkdirExisting', 'mkdir', `${mnt}/full`],
           ['createExcl', 'createExcl', `${mnt}/plain`],

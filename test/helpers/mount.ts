@@ -65,6 +65,21 @@ export async function sh (script: string, cwd?: string, env?: Record<string, str
   return await run('bash', ['-c', `set -euo pipefail\n${script}`], { cwd, env, timeoutMs: 120_000 })
 }
 
+/**
+ * Runs filesystem calls in a child process (test/fixtures/errno-probe.mjs), so the test process never blocks on a
+ * mount: `[[label, op, ...args]]` → `{label: "ok" | errno code}`.
+ */
+export async function errnoProbe (calls: Array<[string, string, ...string[]]>): Promise<Record<string, string>> {
+  const r = await run(process.execPath, [path.join(ROOT, 'test', 'fixtures', 'errno-probe.mjs'), JSON.stringify(calls)], { timeoutMs: 60_000 })
+  if (r.code !== 0) throw new Error(`probe failed: ${r.stderr}`)
+  return JSON.parse(r.stdout)
+}
+
+/** Drops the kernel's page, dentry and inode caches (needs root), so the next access goes through FUSE again. */
+export async function dropKernelCaches (): Promise<void> {
+  await run('bash', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'])
+}
+
 export async function isMounted (mountpoint: string): Promise<boolean> {
   const text = await readFile('/proc/self/mountinfo', 'utf8')
   return text.split('\n').some(l => l.split(' ')[4] === mountpoint)
