@@ -132,26 +132,9 @@ export class MetaCache {
       if (n && this.live(p, n.seq)) { this.counts.negative.hits++; throw notFound() }
       this.counts.negative.misses++
     }
-    const pending = this.pendingAttr.get(p)
-    if (pending) return await pending
-    const ticket = this.begin()
-    // NB: the finally blocks run after the first await, when `run` is assigned.
-    let run!: Promise<Stat>
-    run = (async () => {
-      try {
-        const st = await fetch()
-        this.putAttr(p, st, ticket)
-        return st
-      } catch (err) {
-        if (enoent(err) && this.neg && this.storable(p, ticket)) this.neg.set(p, { v: true, seq: ticket })
-        throw err
-      } finally {
-        this.end(ticket)
-        if (this.pendingAttr.get(p) === run) this.pendingAttr.delete(p)
-      }
-    })()
-    this.pendingAttr.set(p, run)
-    return await run
+    return await this.shared(this.pendingAttr, p, fetch, (st, ticket) => this.putAttr(p, st, ticket), (err, ticket) => {
+      if (enoent(err) && this.neg && this.storable(p, ticket)) this.neg.set(p, { v: true, seq: ticket })
+    })
   }
 
   /** The cached attributes of `p`, counting a hit or a miss; undefined on a miss. */
@@ -177,26 +160,39 @@ export class MetaCache {
     const e = this.dir.get(p)
     if (e && this.live(p, e.seq)) { this.counts.dir.hits++; return e.v }
     this.counts.dir.misses++
-    const pending = this.pendingDir.get(p)
-    if (pending) return await pending
+    return await this.shared(this.pendingDir, p, fetch, (entries, ticket) => {
+      if (!this.storable(p, ticket)) return
+      this.dir!.set(p, { v: entries, seq: ticket })
+      this.dirNames += entries.length
+      const prefix = p === '/' ? '/' : p + '/'
+      for (const d of entries) if (d.stat) this.putAttr(prefix + d.name, d.stat, ticket)
+    })
+  }
+
+  /**
+   * Runs `fetch` for `p` under a ticket, shared by every caller that asks while it is in flight (`pending` holds
+   * it until it settles, unless an invalidation detached it); `stored` / `failed` see the outcome with the ticket.
+   */
+  private async shared<T> (pending: Map<string, Promise<T>>, p: string, fetch: () => Promise<T>, stored: (v: T, ticket: number) => void, failed?: (err: unknown, ticket: number) => void): Promise<T> {
+    const joined = pending.get(p)
+    if (joined) return await joined
     const ticket = this.begin()
-    let run!: Promise<DirEntry[]>
+    // NB: the finally block runs after the first await, when `run` is assigned.
+    let run!: Promise<T>
     run = (async () => {
       try {
-        const entries = await fetch()
-        if (this.storable(p, ticket)) {
-          this.dir!.set(p, { v: entries, seq: ticket })
-          this.dirNames += entries.length
-          const prefix = p === '/' ? '/' : p + '/'
-          for (const d of entries) if (d.stat) this.putAttr(prefix + d.name, d.stat, ticket)
-        }
-        return entries
+        const v = await fetch()
+        stored(v, ticket)
+        return v
+      } catch (err) {
+        failed?.(err, ticket)
+        throw err
       } finally {
         this.end(ticket)
-        if (this.pendingDir.get(p) === run) this.pendingDir.delete(p)
+        if (pending.get(p) === run) pending.delete(p)
       }
     })()
-    this.pendingDir.set(p, run)
+    pending.set(p, run)
     return await run
   }
 
