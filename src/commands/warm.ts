@@ -77,11 +77,11 @@ export default class Warm extends FsxCommand {
     for (const r of abs) await walk(r)
 
     // Pins go first, so the blocks this run reads are stored pinned.
-    const inMount = files.map(f => '/' + path.relative(mp, f.file).split(path.sep).join('/'))
+    const inMount = files.map(f => toMountPath(mp, f.file))
     if (flags.pin || flags.unpin) {
       const res = await ask(mp, { cmd: 'pin', paths: inMount, unpin: flags.unpin })
       if (res.supported !== true) {
-        throw new FsxError('ENOTSUP', `${mp} has no data cache to pin files in`, { hint: 'a local backend is served by the kernel\'s page cache; on S3 and SFTP mounts, check dataCacheMemory / dataCacheDisk with fsx tune' })
+        throw new FsxError('ENOTSUP', `${mp} has no data cache to pin files in`, { hint: 'only whole-object backends (S3) have one; local and SFTP files are cached by the kernel\'s page cache. On S3, check dataCacheSize / dataCacheMemory with fsx tune' })
       }
       if (flags.unpin) {
         if (flags.json) this.log(JSON.stringify({ unpinned: inMount.length }))
@@ -122,7 +122,7 @@ export default class Warm extends FsxCommand {
         (state.errors ? `, ${state.errors} errors` : '') + (flags.pin ? `; ${formatSize(pinnedBytes!)} pinned` : ''))
     }
     if (flags.pin && pinnedBytes! < state.bytes) {
-      this.warn(`only ${formatSize(pinnedBytes!)} of ${formatSize(state.bytes)} could be pinned: the data cache is too small for everything pinned (raise dataCacheDisk / dataCacheMemory)`)
+      this.warn(`only ${formatSize(pinnedBytes!)} of ${formatSize(state.bytes)} could be pinned: the data cache is too small for everything pinned (raise dataCacheSize / dataCacheMemory)`)
     }
     if (state.errors > 0) process.exitCode = 1
   }
