@@ -21,8 +21,8 @@
  *   same block) while it is written in the background.
  * - Pinned paths (`fsx warm --pin`) are exempt from eviction: their blocks never enter the eviction policy, so no
  *   victim is ever one of them. They still count against the caps, which stay hard: when pinned blocks fill a tier,
- *   new blocks are served but not cached. Pins are by path (any version of the file), and survive a restart in the
- *   index.
+ *   new blocks are served but not cached. Pins are by path (any version of the file) and kept in `pins.json`,
+ *   written at each change, so they survive a restart or a crash.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
@@ -205,7 +205,7 @@ export class DataCache {
   }
 
   private pruneEmpty (): void {
-    for (const [p, o] of this.objects) if (o.blocks.size === 0 && !o.pinned) this.objects.delete(p)
+    for (const [p, o] of this.objects) if (o.blocks.size === 0) this.objects.delete(p)
   }
 
   // ---- pins -------------------------------------------------------------------------------------------------------
