@@ -7,11 +7,20 @@
 import { FsxError, fsxError, redactSource } from '../errors.js'
 import type { Backend, BackendDefinition, BackendKit, SourceUrl } from './types.js'
 import type { OptionSpec } from '../config/options.js'
+import { fromBytes, hasEscapes, toBytes } from './names.js'
+import { loadSys, sysUnavailableReason } from '../sys/index.js'
 
 /** The hook event name plugins implement. */
 export const BACKENDS_HOOK = 'fsx:backends'
 
-export const kit: BackendKit = { fsxError }
+/** The kit without system calls (enough for every backend but local's confinement fast path). */
+export const kit: BackendKit = { fsxError, names: { toBytes, fromBytes, hasEscapes } }
+
+/** The full kit: `kit` plus the runtime's system calls (src/sys), loaded once. */
+export async function fullKit (): Promise<BackendKit> {
+  const sys = await loadSys()
+  return { ...kit, sys, sysUnavailable: sys === undefined ? sysUnavailableReason() : undefined }
+}
 
 export class BackendRegistry {
   private readonly defs = new Map<string, BackendDefinition<any>>()
@@ -50,7 +59,7 @@ export class BackendRegistry {
   async create (source: SourceUrl, options: Record<string, unknown>): Promise<Backend> {
     const def = this.forSource(source)
     def.validate?.(source, options)
-    return await def.create(source, options, kit)
+    return await def.create(source, options, await fullKit())
   }
 }
 

@@ -4,6 +4,14 @@
  * Invariants:
  * - Paths are POSIX, absolute within the backend ("/", "/a/b"), already normalised by the VFS: no "..", no "//",
  *   no trailing slash except the root. A backend must still refuse to reach outside its root.
+ * - Names are bytes carried in strings (./names.ts, `kit.names`): a byte that is not UTF-8 arrives as the lone
+ *   surrogate U+DC00+byte. A backend with `capabilities.byteNames` stores such names as those exact bytes
+ *   (`kit.names.toBytes`) and lists its names with `kit.names.fromBytes`; for any other backend the VFS refuses
+ *   them (EILSEQ) before they arrive. Two different byte strings are never one name.
+ * - Creating calls (open with create, mkdir, symlink, mknod, whole-object write of a new object) take the
+ *   `Owner` the new node should get: the caller's uid and gid, as the kernel's own filesystems do. A backend
+ *   that can record owners does (local as root: lchown, with the setgid-directory rule; S3: x-amz-meta-uid/gid);
+ *   one that cannot documents what it records instead.
  * - Every method rejects with an error whose `code` is an errno name (ENOENT, EEXIST, EACCES, …). Backends translate
  *   their own errors at their edge (see `fsxError` in ../errors.ts, also handed to plugins via the hook context).
  * - `stat` never follows a symlink at the last component (lstat semantics).
@@ -35,6 +43,8 @@ export interface Stat {
   etag?: string
   /** Number of 512-byte blocks, when known. */
   blocks?: number
+  /** Device number of a character or block device node (the kernel's dev_t encoding). */
+  rdev?: number
 }
 
 /** One directory entry; `stat` is filled when the listing call returns attributes for free (SFTP, S3, local). */
@@ -56,8 +66,19 @@ export interface StatFs {
   namemax: number
 }
 
+/** Who a new node belongs to: the uid and gid of the process that created it (from the FUSE request). */
+export interface Owner {
+  uid: number
+  gid: number
+}
+
 /** An open file on a backend that can read and write at offsets (local, SFTP). */
 export interface BackendFileHandle {
+  /**
+   * A host file descriptor open on the same file with the same access mode, where there is one (local): a FUSE
+   * engine may hand it to the kernel (passthrough) so reads and writes bypass fsx. Valid until close().
+   */
+  readonly fd?: number
   /** Reads up to `length` bytes at `offset`; fewer only at end of file. */
   read(offset: number, length: number): Promise<Buffer>
   /** Optional zero-copy read into `target[0..length)`; resolves with bytes read (fewer only at end of file). */
@@ -106,6 +127,16 @@ export interface Capabilities {
   atomicRename: boolean
   /** Directories exist on their own (false for S3 without markers). */
   realDirectories: boolean
+  /** Names are stored as bytes: names that are not valid UTF-8 are served (see names.ts). Default false. */
+  byteNames?: boolean
+  /** `mknod` creates FIFOs, sockets and device nodes. Default false (the VFS answers EPERM). */
+  specialFiles?: boolean
+  /**
+   * New nodes get the `Owner` they are created with, and uid/gid/mode are what decide access, so the kernel may
+   * check permissions itself (default_permissions). False where every node belongs to one account whatever the
+   * caller (a non-root SFTP login, a local mount run by a normal user): the backend decides access.
+   */
+  owners?: boolean
 }
 
 /** The backend interface. Required: stat, list, read, write, remove, mkdir, rmdir, rename, close. */
@@ -122,7 +153,7 @@ export interface Backend {
   write(path: string, source: WriteSource, attrs?: WriteAttrs): Promise<void>
   /** unlink(2): removes a file or symlink, never a directory (EISDIR / EPERM). */
   remove(path: string): Promise<void>
-  mkdir(path: string, mode: number): Promise<void>
+  mkdir(path: string, mode: number, owner?: Owner): Promise<void>
   rmdir(path: string): Promise<void>
   /** rename(2), replacing an existing target when `capabilities.atomicRename`. */
   rename(from: string, to: string): Promise<void>
@@ -130,9 +161,12 @@ export interface Backend {
   close(): Promise<void>
 
   // Optional, announced in capabilities.
-  open?(path: string, flags: OpenFlags, mode: number): Promise<BackendFileHandle>
+  /** `owner` applies when the call creates the file. */
+  open?(path: string, flags: OpenFlags, mode: number, owner?: Owner): Promise<BackendFileHandle>
   truncate?(path: string, size: number): Promise<void>
-  symlink?(target: string, path: string): Promise<void>
+  symlink?(target: string, path: string, owner?: Owner): Promise<void>
+  /** mknod(2): FIFOs, sockets, character and block devices (`mode` holds the type bits; `rdev` the device). */
+  mknod?(path: string, mode: number, rdev: number, owner?: Owner): Promise<void>
   readlink?(path: string): Promise<string>
   link?(existing: string, path: string): Promise<void>
   chmod?(path: string, mode: number): Promise<void>
@@ -147,6 +181,8 @@ export interface Backend {
   removexattr?(path: string, name: string): Promise<void>
   /** Counters this backend keeps (requests, bytes, retries…), read by stats. */
   counters?(): Record<string, number>
+  /** Lines the mount prints once when it starts: what this backend cannot do as the user may expect. */
+  notices?(): string[]
 }
 
 /** A parsed source location handed to a backend definition. */
@@ -163,6 +199,15 @@ export interface SourceUrl {
 export interface BackendKit {
   /** Builds an error carrying an errno `code`, like Node's own. */
   fsxError(code: string, message: string, extra?: { path?: string; op?: string; cause?: unknown }): Error
+  /** File names as bytes (./names.ts). */
+  names: {
+    toBytes(s: string): Buffer
+    fromBytes(b: Uint8Array): string
+    hasEscapes(s: string): boolean
+  }
+  /** System calls through FFI (src/sys), or undefined where they cannot load; `sysUnavailable` then says why. */
+  sys?: import('../sys/types.js').Sys
+  sysUnavailable?: string
 }
 
 /** What a plugin registers: a plain definition object (ZenFS style). */

@@ -7,10 +7,10 @@ import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
 import { LocalBackend, localBackend } from '../../plugins/backend-local/dist/index.js'
-import { fsxError } from '../../dist/errors.js'
+import { fullKit } from '../../dist/backend/registry.js'
 import { conformance } from '../helpers/conformance.js'
 
-const kit = { fsxError }
+const kit = await fullKit()
 
 void conformance(t, 'local', async () => {
   const root = t.testdir()

@@ -10,10 +10,10 @@ import { pathToFileURL } from 'node:url'
 import { localBackend, rootFromSource } from '../../plugins/backend-local/dist/index.js'
 import registerHook from '../../plugins/backend-local/dist/hooks/backends.js'
 import type { BackendDefinition, SourceUrl } from '../../src/backend/types.js'
-import { fsxError } from '../../dist/errors.js'
+import { fullKit } from '../../dist/backend/registry.js'
 import { parseSource } from '../../dist/backend/source.js'
 
-const kit = { fsxError }
+const kit = await fullKit()
 
 /** A SourceUrl shaped by hand: `local:` kept as a URL of its own scheme (a front end other than parseSource). */
 function source (raw: string): SourceUrl {

@@ -6,9 +6,9 @@ import t, { type Test } from 'tap'
 import { mkdtemp, readdir, rm, stat as hostStat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LocalBackend, type LocalBackendOptions } from '../../plugins/backend-local/dist/index.js'
-import { fsxError } from '../../dist/errors.js'
+import { fullKit } from '../../dist/backend/registry.js'
 
-const kit = { fsxError }
+const kit = await fullKit()
 
 async function backend (t: Test, opts: LocalBackendOptions = {}): Promise<{ b: LocalBackend; root: string }> {
   const root = t.testdir()

@@ -16,7 +16,7 @@ import { LocalBackend } from './local-backend.js'
 
 export { LocalBackend, LocalFileHandle, toStat, LIST_CONCURRENCY, type LocalBackendOptions } from './local-backend.js'
 export type { XattrMode } from './xattr.js'
-export { RootGuard, DEFAULT_VERIFY_TTL_MS, type RootGuardOptions } from './root-guard.js'
+export { HostTree, type At } from './host-tree.js'
 
 type MakeError = (code: string, message: string) => Error
 

@@ -9,7 +9,7 @@
  *
  * Invariants:
  * - The last component is never followed: the native module calls l*xattr (Rust `xattr` crate), the tools get
- *   `-h`. user.* on a symlink is EPERM from the kernel. The caller has verified the parent (RootGuard).
+ *   `-h`. user.* on a symlink is EPERM from the kernel. The caller reached the parent without following symlinks (host-tree.ts).
  * - Only the `user.`, `trusted.` and `security.` namespaces pass (ENOTSUP before any system call); list returns
  *   only names in them.
  * - Errors carry errno names: "No such attribute" is ENODATA (Linux's ENOATTR); a missing file ENOENT.
