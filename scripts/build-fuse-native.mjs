@@ -25,7 +25,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 
 const TAG = 'build-fuse-native'
-const PATCH_MARKER = 'fsx_utimens_raw' // defined by the patch, exported by the patched addon
+// Defined by the patch and exported by the patched addon; the newest marker, so an older patched build is rebuilt.
+const PATCH_MARKER = 'fsx_bytes_names'
 const require = createRequire(import.meta.url)
 
 function fail (msg) {

@@ -199,7 +199,10 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'defaultPermissions', kind: 'boolean', default: false, scope: 'kernel',
-    help: 'Let the kernel check permissions from mode/uid/gid (FUSE default_permissions) instead of the backend.'
+    help: 'Let the kernel check permissions from mode/uid/gid (FUSE default_permissions) instead of the backend.',
+    details: 'When not set, it is on for an allowOther mount whose backend records owners (local run as root, S3, ' +
+      'SFTP logged in as root), so every local user gets exactly the access mode/uid/gid give; off otherwise, ' +
+      'where the backend account decides (as with sshfs).'
   },
   {
     key: 'autoUnmount', kind: 'boolean', default: false, scope: 'kernel',

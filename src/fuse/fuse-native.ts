@@ -10,6 +10,11 @@
  * - Unmount: fuse-native runs `fusermount -uz` (lazy), which hides "target is busy". We run `fusermount -u` and
  *   report EBUSY, falling back to umount(8) where fusermount is missing.
  * - The per-operation timeout (fuse-native's default: 15 s, then ETIMEDOUT) is set from `opTimeout` on purpose.
+ * - Names: the patched binding passes paths, names and link targets as latin1 strings (one char per byte) and
+ *   takes names back the same way; we convert them to and from fsx's byte-exact strings (src/backend/names.ts),
+ *   so names that are not UTF-8 are neither mangled nor merged.
+ * - The caller: the patched binding's fsx_caller() gives the uid/gid/pid of the request whose handler runs now
+ *   (read synchronously at the handler's start); new nodes are given to them.
  *
  * NB: fuse-native answers the kernel from the JS thread. A synchronous fs call on the mountpoint from this process
  * deadlocks; every handler here is async all the way down.
@@ -20,7 +25,8 @@ import { execFile } from 'node:child_process'
 import path from 'node:path'
 import { FsxError } from '../errors.js'
 import type { Stat } from '../backend/types.js'
-import type { Vfs, TimeArg } from '../vfs/vfs.js'
+import type { Vfs, TimeArg, Caller } from '../vfs/vfs.js'
+import { fromLatin1, toLatin1 } from '../backend/names.js'
 import type { EngineHooks, FuseEngine, MountedFs, MountOptions } from './engine.js'
 import { toErrno } from './errno.js'
 
@@ -63,6 +69,14 @@ export function fuseOptionList (o: MountOptions): string[] {
   return opts
 }
 
+interface Binding {
+  fuse_native_unmount: (mnt: string, thread: unknown) => void
+  fsx_utimens_raw?: number
+  fsx_bytes_names?: number
+  /** [uid, gid, pid] of the request whose JS handler is running (patched binding). */
+  fsx_caller?: () => [number, number, number]
+}
+
 interface FuseStatic {
   new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>): FuseInstance
   ENOENT: number
@@ -85,7 +99,7 @@ export async function createFuseNativeEngine (): Promise<FuseEngine> {
     })
   }
   let Fuse: FuseStatic
-  let binding: { fuse_native_unmount: (mnt: string, thread: unknown) => void, fsx_utimens_raw?: number }
+  let binding: Binding
   try {
     Fuse = require('fuse-native')
     const fuseDir = path.dirname(require.resolve('fuse-native/package.json'))
@@ -97,7 +111,7 @@ export async function createFuseNativeEngine (): Promise<FuseEngine> {
     }
     throw new FsxError('ENOLIBFUSE', `cannot load fuse-native: ${msg.split('\n')[0]}`, { hint: 'reinstall with npm ci (it builds the FUSE binding)' })
   }
-  if (binding.fsx_utimens_raw !== 1) {
+  if (binding.fsx_utimens_raw !== 1 || binding.fsx_bytes_names !== 1 || typeof binding.fsx_caller !== 'function') {
     // The unpatched prebuild would lose mtime on every utimens; refuse rather than corrupt timestamps.
     throw new FsxError('ENOLIBFUSE', 'the fuse-native binding is not the patched build', { hint: 'run: npm run postinstall' })
   }
@@ -108,8 +122,8 @@ class FuseNativeEngine implements FuseEngine {
   readonly name = 'fuse-native'
   private readonly FsxFuse: new (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>, extra: string[]) => FuseInstance
 
-  constructor (Fuse: FuseStatic, private readonly binding: { fuse_native_unmount: (mnt: string, thread: unknown) => void }) {
-    // A subclass, not a fork: only the option list and the utimens decoding change.
+  constructor (Fuse: FuseStatic, private readonly binding: Binding) {
+    // A subclass, not a fork: only the option list, the utimens decoding and listxattr's name encoding change.
     this.FsxFuse = class FsxFuse extends (Fuse as any) {
       private readonly fsxOptions: string[]
       constructor (mnt: string, ops: Record<string, unknown>, opts: Record<string, unknown>, extra: string[]) {
@@ -124,11 +138,27 @@ class FuseNativeEngine implements FuseEngine {
       _op_utimens (signal: (err: number) => void, p: string, aLow: number, aHigh: number, mLow: number, mHigh: number): void {
         (this as any).ops.utimens(p, decodeUtime(aLow, aHigh), decodeUtime(mLow, mHigh), (err: number) => signal(err))
       }
+
+      // fuse-native writes the names as UTF-8; the patched binding's names are latin1 (one char per byte).
+      _op_listxattr (signal: (n: number, buf?: ArrayBuffer) => void, p: string, listBuf: Buffer): void {
+        (this as any).ops.listxattr(p, (err: number, list?: string[]) => {
+          if (err || !list) return signal(err, listBuf.buffer as ArrayBuffer)
+          const bytes = Buffer.from(list.map(n => n + '\0').join(''), 'latin1')
+          if (listBuf.length === 0) return signal(bytes.length, listBuf.buffer as ArrayBuffer)
+          if (bytes.length > listBuf.length) return signal(-34, listBuf.buffer as ArrayBuffer) // ERANGE
+          bytes.copy(listBuf)
+          return signal(bytes.length, listBuf.buffer as ArrayBuffer)
+        })
+      }
     } as any
   }
 
   async mount (mountpoint: string, vfs: Vfs, opts: MountOptions, hooks: EngineHooks = {}): Promise<MountedFs> {
-    const ops = makeOps(vfs, hooks)
+    const binding = this.binding
+    const ops = makeOps(vfs, hooks, () => {
+      const c = binding.fsx_caller!()
+      return { uid: c[0], gid: c[1], pid: c[2] }
+    })
     const fuse = new this.FsxFuse(mountpoint, ops, { timeout: opts.opTimeoutMs, force: false, mkdir: false }, fuseOptionList(opts))
     await new Promise<void>((resolve, reject) => {
       fuse.mount(err => {
@@ -140,7 +170,6 @@ class FuseNativeEngine implements FuseEngine {
         else reject(new FsxError('EIO', `mount failed: ${msg}`, { cause: err }))
       })
     })
-    const binding = this.binding
     let mounted = true
     return {
       mountpoint,
@@ -203,6 +232,7 @@ function toFuseStat (st: Stat): Record<string, unknown> {
     ino: st.ino !== undefined ? st.ino % 4294967296 : 0,
     blksize: 4096,
     blocks: st.blocks ?? Math.ceil(st.size / 512),
+    rdev: st.rdev ?? 0,
     atime: st.atimeMs,
     mtime: st.mtimeMs,
     ctime: st.ctimeMs
@@ -213,11 +243,17 @@ function toFuseStat (st: Stat): Record<string, unknown> {
  * The fuse-native ops table: each handler calls the async Vfs method and answers through fuse-native's callback
  * convention (cb(negative errno) on failure; read/write answer the byte count in the first argument).
  */
-function makeOps (vfs: Vfs, hooks: EngineHooks): Record<string, unknown> {
+function makeOps (vfs: Vfs, hooks: EngineHooks, caller: () => Caller): Record<string, unknown> {
   const onOp = hooks.onOp
   function wrap<T> (op: string, run: () => Promise<T>, reply: (v: T) => void, fail: (errno: number) => void): void {
     const t0 = onOp ? performance.now() : 0
-    run().then(v => {
+    let started: Promise<T>
+    try {
+      started = run()
+    } catch (err) {
+      started = Promise.reject(err)
+    }
+    started.then(v => {
       onOp?.(op, performance.now() - t0, 0)
       reply(v)
     }, err => {
@@ -228,43 +264,46 @@ function makeOps (vfs: Vfs, hooks: EngineHooks): Record<string, unknown> {
   }
   type Cb = (err: number, ...rest: unknown[]) => void
   const voidOp = (op: string, run: () => Promise<void>, cb: Cb): void => wrap(op, run, () => cb(0), e => cb(e))
+  // Paths, names and link targets arrive and leave as latin1 strings (see the header).
+  const n = fromLatin1
 
   return {
     init: (cb: Cb) => cb(0),
-    getattr: (p: string, cb: Cb) => wrap('getattr', () => vfs.getattr(p), st => cb(0, toFuseStat(st)), e => cb(e)),
-    fgetattr: (p: string, fd: number, cb: Cb) => wrap('getattr', () => vfs.fgetattr(p, fd), st => cb(0, toFuseStat(st)), e => cb(e)),
-    access: (p: string, mode: number, cb: Cb) => voidOp('access', () => vfs.access(p, mode), cb),
-    statfs: (p: string, cb: Cb) => wrap('statfs', () => vfs.statfs(p), s => cb(0, { ...s, fsid: 0, flag: 0 }), e => cb(e)),
-    readdir: (p: string, cb: Cb) => wrap('readdir', () => vfs.readdir(p), r => cb(0, r.names, r.stats.map(s => s ? toFuseStat(s) : {})), e => cb(e)),
-    open: (p: string, flags: number, cb: Cb) => wrap('open', () => vfs.open(p, flags), fh => cb(0, fh), e => cb(e)),
+    getattr: (p: string, cb: Cb) => wrap('getattr', () => vfs.getattr(n(p)), st => cb(0, toFuseStat(st)), e => cb(e)),
+    fgetattr: (p: string, fd: number, cb: Cb) => wrap('getattr', () => vfs.fgetattr(n(p), fd), st => cb(0, toFuseStat(st)), e => cb(e)),
+    access: (p: string, mode: number, cb: Cb) => voidOp('access', () => vfs.access(n(p), mode), cb),
+    statfs: (p: string, cb: Cb) => wrap('statfs', () => vfs.statfs(n(p)), s => cb(0, { ...s, fsid: 0, flag: 0 }), e => cb(e)),
+    readdir: (p: string, cb: Cb) => wrap('readdir', () => vfs.readdir(n(p)), r => cb(0, r.names.map(toLatin1), r.stats.map(s => s ? toFuseStat(s) : {})), e => cb(e)),
+    open: (p: string, flags: number, cb: Cb) => wrap('open', () => vfs.open(n(p), flags), fh => cb(0, fh), e => cb(e)),
     opendir: (_p: string, _flags: number, cb: Cb) => cb(0, 0),
     releasedir: (_p: string, _fh: number, cb: Cb) => cb(0),
-    create: (p: string, mode: number, cb: Cb) => wrap('create', () => vfs.create(p, mode), fh => cb(0, fh), e => cb(e)),
+    create: (p: string, mode: number, cb: Cb) => { const c = caller(); wrap('create', () => vfs.create(n(p), mode, c), fh => cb(0, fh), e => cb(e)) },
     read: (p: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      wrap('read', () => vfs.read(p, fh, buf, len, pos), n => cb(n), e => cb(e)),
+      wrap('read', () => vfs.read(p, fh, buf, len, pos), count => cb(count), e => cb(e)),
     write: (p: string, fh: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      wrap('write', () => vfs.write(p, fh, buf, len, pos), n => cb(n), e => cb(e)),
+      wrap('write', () => vfs.write(p, fh, buf, len, pos), count => cb(count), e => cb(e)),
     flush: (p: string, fh: number, cb: Cb) => voidOp('flush', () => vfs.flush(p, fh), cb),
     fsync: (p: string, datasync: number, fh: number, cb: Cb) => voidOp('fsync', () => vfs.fsync(p, fh, !!datasync), cb),
     fsyncdir: (_p: string, _datasync: number, _fh: number, cb: Cb) => cb(0),
     release: (p: string, fh: number, cb: Cb) => voidOp('release', () => vfs.release(p, fh), cb),
-    truncate: (p: string, size: number, cb: Cb) => voidOp('truncate', () => vfs.truncate(p, size), cb),
-    ftruncate: (p: string, fh: number, size: number, cb: Cb) => voidOp('truncate', () => vfs.ftruncate(p, fh, size), cb),
-    utimens: (p: string, atime: TimeArg, mtime: TimeArg, cb: Cb) => voidOp('utimens', () => vfs.utimens(p, atime, mtime), cb),
-    readlink: (p: string, cb: Cb) => wrap('readlink', () => vfs.readlink(p), t => cb(0, t), e => cb(e)),
-    chown: (p: string, uid: number, gid: number, cb: Cb) => voidOp('chown', () => vfs.chown(p, uid, gid), cb),
-    chmod: (p: string, mode: number, cb: Cb) => voidOp('chmod', () => vfs.chmod(p, mode), cb),
-    unlink: (p: string, cb: Cb) => voidOp('unlink', () => vfs.unlink(p), cb),
-    rename: (from: string, to: string, cb: Cb) => voidOp('rename', () => vfs.rename(from, to), cb),
-    link: (from: string, to: string, cb: Cb) => voidOp('link', () => vfs.link(from, to), cb),
-    symlink: (target: string, p: string, cb: Cb) => voidOp('symlink', () => vfs.symlink(target, p), cb),
-    mkdir: (p: string, mode: number, cb: Cb) => voidOp('mkdir', () => vfs.mkdir(p, mode), cb),
-    rmdir: (p: string, cb: Cb) => voidOp('rmdir', () => vfs.rmdir(p), cb),
+    truncate: (p: string, size: number, cb: Cb) => voidOp('truncate', () => vfs.truncate(n(p), size), cb),
+    ftruncate: (p: string, fh: number, size: number, cb: Cb) => voidOp('truncate', () => vfs.ftruncate(n(p), fh, size), cb),
+    utimens: (p: string, atime: TimeArg, mtime: TimeArg, cb: Cb) => voidOp('utimens', () => vfs.utimens(n(p), atime, mtime), cb),
+    readlink: (p: string, cb: Cb) => wrap('readlink', () => vfs.readlink(n(p)), t => cb(0, toLatin1(t)), e => cb(e)),
+    chown: (p: string, uid: number, gid: number, cb: Cb) => voidOp('chown', () => vfs.chown(n(p), uid, gid), cb),
+    chmod: (p: string, mode: number, cb: Cb) => voidOp('chmod', () => vfs.chmod(n(p), mode), cb),
+    mknod: (p: string, mode: number, dev: number, cb: Cb) => { const c = caller(); voidOp('mknod', () => vfs.mknod(n(p), mode, dev, c), cb) },
+    unlink: (p: string, cb: Cb) => voidOp('unlink', () => vfs.unlink(n(p)), cb),
+    rename: (from: string, to: string, cb: Cb) => voidOp('rename', () => vfs.rename(n(from), n(to)), cb),
+    link: (from: string, to: string, cb: Cb) => voidOp('link', () => vfs.link(n(from), n(to)), cb),
+    symlink: (target: string, p: string, cb: Cb) => { const c = caller(); voidOp('symlink', () => vfs.symlink(n(target), n(p), c), cb) },
+    mkdir: (p: string, mode: number, cb: Cb) => { const c = caller(); voidOp('mkdir', () => vfs.mkdir(n(p), mode, c), cb) },
+    rmdir: (p: string, cb: Cb) => voidOp('rmdir', () => vfs.rmdir(n(p)), cb),
     setxattr: (p: string, name: string, value: Buffer, _position: number, flags: number, cb: Cb) =>
-      voidOp('setxattr', () => vfs.setxattr(p, name, Buffer.from(value), flags), cb),
+      voidOp('setxattr', () => vfs.setxattr(n(p), n(name), Buffer.from(value), flags), cb),
     getxattr: (p: string, name: string, _position: number, cb: Cb) =>
-      wrap('getxattr', () => vfs.getxattr(p, name), v => cb(0, v), e => cb(e)),
-    listxattr: (p: string, cb: Cb) => wrap('listxattr', () => vfs.listxattr(p), l => cb(0, l), e => cb(e)),
-    removexattr: (p: string, name: string, cb: Cb) => voidOp('removexattr', () => vfs.removexattr(p, name), cb)
+      wrap('getxattr', () => vfs.getxattr(n(p), n(name)), v => cb(0, v), e => cb(e)),
+    listxattr: (p: string, cb: Cb) => wrap('listxattr', () => vfs.listxattr(n(p)), l => cb(0, l.map(toLatin1)), e => cb(e)),
+    removexattr: (p: string, name: string, cb: Cb) => voidOp('removexattr', () => vfs.removexattr(n(p), n(name)), cb)
   }
 }

@@ -75,8 +75,12 @@ export async function preflightMountpoint (mountpoint: string, log: (l: string) 
   }
 }
 
-/** Kernel options from resolved settings. */
-export function mountOptionsFrom (values: Record<string, unknown>, fsname: string, useIno: boolean): MountOptions {
+/**
+ * Kernel options from resolved settings. `kernelPermissions` is what default_permissions is when the user did not
+ * set it: on for an allow_other mount whose backend records owners (the kernel then checks mode/uid/gid for
+ * every local user, as on a local filesystem), off otherwise (the backend's own account decides, as with sshfs).
+ */
+export function mountOptionsFrom (values: Record<string, unknown>, fsname: string, useIno: boolean, kernelPermissions = false): MountOptions {
   const consistency = values.consistency as string
   return {
     fsname,
@@ -89,7 +93,7 @@ export function mountOptionsFrom (values: Record<string, unknown>, fsname: strin
     maxWriteBytes: values.maxWrite as number,
     pageCache: consistency === 'strong' ? 'none' : consistency === 'eventual' ? 'keep' : 'auto',
     allowOther: values.allowOther as boolean,
-    defaultPermissions: values.defaultPermissions as boolean,
+    defaultPermissions: (values.defaultPermissions as boolean | undefined) ?? ((values.allowOther as boolean) && kernelPermissions),
     autoUnmount: values.autoUnmount as boolean,
     useIno,
     opTimeoutMs: values.opTimeout as number,
@@ -135,7 +139,11 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       log: req.log,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })
-    const opts = mountOptionsFrom(values, `fsx:${backend.description}`, rootStat.ino !== undefined)
+    for (const line of backend.notices?.() ?? []) req.log(line)
+    // default_permissions: the user's choice if they made one, else on for allow_other over a backend with owners.
+    const dpExplicit = req.resolved.settings.defaultPermissions?.source !== undefined && req.resolved.settings.defaultPermissions.source !== 'default'
+    const opts = mountOptionsFrom({ ...values, defaultPermissions: dpExplicit ? values.defaultPermissions : undefined },
+      `fsx:${backend.description}`, rootStat.ino !== undefined, backend.capabilities.owners === true)
     const metrics = new MountMetrics({ mountpoint, source: backend.description, preset: req.resolved.preset.name }, vfs, backend)
     mounted = await engine.mount(mountpoint, vfs, opts, {
       onOp: (op, ms, errno) => metrics.record(op, ms, errno),

@@ -26,12 +26,18 @@
  *   served. Backends with random writes (local, SFTP) have no data cache: the kernel page cache does that job.
  * - One memory budget (`memoryBudgetBytes`) covers the metadata, xattr and in-memory data caches and blocks in
  *   flight; near it the memory tier gives up blocks and readahead pauses.
+ * - Names are bytes carried in strings (../backend/names.ts). For a backend without `byteNames`, every path
+ *   that holds a byte that is not UTF-8 is refused with EILSEQ before the backend sees it, so two names can
+ *   never reach the backend as one.
+ * - Nodes created through the mount (create, mkdir, symlink, mknod) are given to the `Caller` that made the
+ *   request (the FUSE request's uid/gid), as the backend can record it (Backend `Owner`).
  */
 import path from 'node:path'
 import { constants as fsConstants } from 'node:fs'
 import { open as openFile, type FileHandle } from 'node:fs/promises'
-import type { Backend, BackendFileHandle, DirEntry, OpenFlags, Stat, StatFs } from '../backend/types.js'
+import type { Backend, BackendFileHandle, DirEntry, OpenFlags, Owner, Stat, StatFs } from '../backend/types.js'
 import { FsxError } from '../errors.js'
+import { hasEscapes } from '../backend/names.js'
 import { StagingFile } from './staging.js'
 import { XattrCache } from './xattr-cache.js'
 import { MetaCache, parentOf } from './meta-cache.js'
@@ -154,6 +160,20 @@ const BACKEND_DOWN = new Set(['EIO', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 
 
 /** `utimens` time argument: ms since epoch, 'now' (UTIME_NOW) or undefined (UTIME_OMIT). */
 export type TimeArg = number | 'now' | undefined
+
+/** Who made a request: the uid, gid and pid the kernel reports with it. */
+export interface Caller {
+  uid: number
+  gid: number
+  pid?: number
+}
+
+const S_IFMT = 0o170000
+const S_IFREG = 0o100000
+const S_IFIFO = 0o010000
+const S_IFSOCK = 0o140000
+const S_IFCHR = 0o020000
+const S_IFBLK = 0o060000
 
 interface OpenNode {
   path: string
@@ -329,6 +349,31 @@ export class Vfs {
 
   private get caps () { return this.backend.capabilities }
 
+  /** Refuses (EILSEQ) a path whose bytes are not UTF-8 when the backend cannot store such names. */
+  private named (p: string, op: string): string {
+    if (this.caps.byteNames !== true && hasEscapes(p)) {
+      throw new FsxError('EILSEQ', 'this backend stores only UTF-8 names', { path: p, op })
+    }
+    return p
+  }
+
+  /** The owner a new node gets: the caller, else the mounting user. */
+  private ownerOf (caller?: Caller): Owner {
+    return caller === undefined ? { uid: this.uid, gid: this.gid } : { uid: caller.uid, gid: caller.gid }
+  }
+
+  /**
+   * The owner of a node about to be created at `p`, with the setgid-directory rule for backends that record
+   * owners: in a directory with S_ISGID the group is the directory's (and a new directory inherits S_ISGID).
+   */
+  private async ownerFor (p: string, caller?: Caller): Promise<{ owner: Owner, setgid: boolean }> {
+    const owner = this.ownerOf(caller)
+    if (this.caps.owners !== true) return { owner, setgid: false }
+    const parent = await this.statCached(parentOf(p)).catch(() => undefined)
+    if (parent !== undefined && (parent.mode & 0o2000) !== 0) return { owner: { uid: owner.uid, gid: parent.gid }, setgid: true }
+    return { owner, setgid: false }
+  }
+
   private stagingDir (): string { return path.join(this.opts.cacheDir, 'staging') }
 
   /** Number of files open right now. */
@@ -337,6 +382,7 @@ export class Vfs {
   // ---- attributes -------------------------------------------------------------------------------------------------
 
   async getattr (p: string): Promise<Stat> {
+    this.named(p, 'getattr')
     const node = this.nodes.get(p)
     if (node?.staging) {
       // The object on the backend is stale while a staged copy is open: report the staged size. The last close may
@@ -495,6 +541,7 @@ export class Vfs {
   }
 
   async readdir (p: string): Promise<{ names: string[], stats: Array<Stat | undefined> }> {
+    this.named(p, 'readdir')
     let entries: DirEntry[]
     try {
       entries = await this.meta.list(p, async () => await this.asked(this.backend.list(p)))
@@ -565,12 +612,14 @@ export class Vfs {
     }
   }
 
-  async open (p: string, flagsInt: number): Promise<number> {
+  async open (p: string, flagsInt: number, caller?: Caller): Promise<number> {
+    this.named(p, 'open')
     const flags = decodeFlags(flagsInt)
     if (this.caps.randomWrite && this.backend.open) {
       // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
       if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
-      const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666),
+      const owner = flags.create ? (await this.ownerFor(p, caller)).owner : undefined
+      const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666, owner),
         () => { if (flags.truncate || flags.create) this.entryChanged(p) })
       return this.register({ path: p, flags, bh, dirty: false })
     }
@@ -613,17 +662,30 @@ export class Vfs {
     return this.register({ path: p, flags, node, dirty: false, version, readahead })
   }
 
-  async create (p: string, mode: number): Promise<number> {
-    const flags: OpenFlags = { read: true, write: true, create: true, exclusive: false, truncate: false, append: false }
+  /**
+   * creat(2) / open(O_CREAT): `flagsInt` are the open flags when the engine has them (O_EXCL is honoured; the
+   * handle's access mode follows them), default read-write.
+   */
+  async create (p: string, mode: number, caller?: Caller, flagsInt?: number): Promise<number> {
+    this.named(p, 'create')
+    const given = flagsInt === undefined ? undefined : decodeFlags(flagsInt)
+    const flags: OpenFlags = { read: true, write: true, create: true, exclusive: given?.exclusive ?? false, truncate: given?.truncate ?? false, append: false }
+    const { owner } = await this.ownerFor(p, caller)
     if (this.caps.randomWrite && this.backend.open) {
-      const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777), () => this.entryChanged(p))
+      const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p))
       return this.register({ path: p, flags, bh, dirty: false })
+    }
+    if (flags.exclusive) {
+      // Whole-object backends have no exclusive create: the closest is a fresh look before making the object.
+      this.meta.invalidate(p)
+      const exists = await this.asked(this.backend.stat(p)).then(() => true, (err: { code?: string }) => { if (err.code === 'ENOENT') return false; throw err })
+      if (exists || this.journal?.pending(p)) throw new FsxError('EEXIST', 'file exists', { path: p, op: 'create' })
     }
     // Whole-object backends: make the (empty) object exist now so lookups find it, stage its content locally.
     const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
-    await this.mutate(async () => await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: this.uid, gid: this.gid, mtimeMs: Date.now() }),
+    await this.mutate(async () => await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: owner.uid, gid: owner.gid, mtimeMs: Date.now() }),
       () => this.entryChanged(p))
-    const node = this.acquireNode(p, fileMode, this.uid, this.gid)
+    const node = this.acquireNode(p, fileMode, owner.uid, owner.gid)
     try {
       if (!node.staging) await this.stage(node, async () => await StagingFile.create(this.stagingDir(), this.backend, p, true))
     } catch (err) {
@@ -741,6 +803,7 @@ export class Vfs {
   }
 
   async truncate (p: string, size: number): Promise<void> {
+    this.named(p, 'truncate')
     const node = this.nodes.get(p)
     if (node?.staging) return await node.staging.truncate(size)
     await this.journal?.flush(p)
@@ -771,21 +834,49 @@ export class Vfs {
 
   // ---- namespace --------------------------------------------------------------------------------------------------
 
-  async mkdir (p: string, mode: number): Promise<void> {
-    await this.mutate(async () => await this.backend.mkdir(p, mode & 0o7777), () => this.entryChanged(p))
+  async mkdir (p: string, mode: number, caller?: Caller): Promise<void> {
+    this.named(p, 'mkdir')
+    const { owner, setgid } = await this.ownerFor(p, caller)
+    await this.mutate(async () => await this.backend.mkdir(p, (mode & 0o7777) | (setgid ? 0o2000 : 0), owner), () => this.entryChanged(p))
+  }
+
+  /**
+   * mknod(2): a regular file is created (and closed) like creat(2); FIFOs, sockets and device nodes need a
+   * backend with `specialFiles`, else EPERM (what Linux answers for a node type a filesystem cannot hold).
+   */
+  async mknod (p: string, mode: number, rdev: number, caller?: Caller): Promise<void> {
+    this.named(p, 'mknod')
+    const type = mode & S_IFMT
+    if (type === S_IFREG || type === 0) {
+      const fh = await this.create(p, mode & 0o7777, caller, fsConstants.O_EXCL | fsConstants.O_CREAT | fsConstants.O_RDWR)
+      await this.release(p, fh)
+      return
+    }
+    if (type !== S_IFIFO && type !== S_IFSOCK && type !== S_IFCHR && type !== S_IFBLK) {
+      throw new FsxError('EINVAL', 'unknown file type', { path: p, op: 'mknod' })
+    }
+    if (this.caps.specialFiles !== true || !this.backend.mknod) {
+      throw new FsxError('EPERM', 'this backend cannot hold FIFOs, sockets or device nodes', { path: p, op: 'mknod' })
+    }
+    const { owner } = await this.ownerFor(p, caller)
+    await this.mutate(async () => await this.backend.mknod!(p, mode, rdev, owner), () => this.entryChanged(p))
   }
 
   async rmdir (p: string): Promise<void> {
+    this.named(p, 'rmdir')
     await this.mutate(async () => await this.backend.rmdir(p), () => this.entryChanged(p, true))
   }
 
   async unlink (p: string): Promise<void> {
+    this.named(p, 'unlink')
     // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
     await this.journal?.discard(p)
     await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p))
   }
 
   async rename (from: string, to: string): Promise<void> {
+    this.named(from, 'rename')
+    this.named(to, 'rename')
     // Upload staged content first so the object that moves is the one the application wrote.
     for (const node of this.nodes.values()) {
       if ((node.path === from || node.path.startsWith(from + '/')) && node.staging?.dirty) {
@@ -820,17 +911,23 @@ export class Vfs {
     }
   }
 
-  async symlink (target: string, p: string): Promise<void> {
+  async symlink (target: string, p: string, caller?: Caller): Promise<void> {
+    this.named(p, 'symlink')
+    this.named(target, 'symlink')
     if (!this.caps.symlinks || !this.backend.symlink) throw new FsxError('EPERM', 'symlinks are not supported by this backend', { path: p, op: 'symlink' })
-    await this.mutate(async () => await this.backend.symlink!(target, p), () => this.entryChanged(p))
+    const { owner } = await this.ownerFor(p, caller)
+    await this.mutate(async () => await this.backend.symlink!(target, p, owner), () => this.entryChanged(p))
   }
 
   async readlink (p: string): Promise<string> {
+    this.named(p, 'readlink')
     if (!this.backend.readlink) throw new FsxError('EINVAL', 'not a symlink', { path: p, op: 'readlink' })
     return await this.backend.readlink(p)
   }
 
   async link (existing: string, p: string): Promise<void> {
+    this.named(existing, 'link')
+    this.named(p, 'link')
     if (!this.caps.hardlinks || !this.backend.link) throw new FsxError('EPERM', 'hard links are not supported by this backend', { path: p, op: 'link' })
     await this.mutate(async () => await this.backend.link!(existing, p), () => {
       this.changed(existing)
@@ -839,6 +936,7 @@ export class Vfs {
   }
 
   async chmod (p: string, mode: number): Promise<void> {
+    this.named(p, 'chmod')
     if (!this.caps.chmod || !this.backend.chmod) throw new FsxError('ENOTSUP', 'chmod is not supported by this backend', { path: p, op: 'chmod' })
     await this.settleJournal(p)
     await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p))
@@ -847,6 +945,7 @@ export class Vfs {
   }
 
   async chown (p: string, uid: number, gid: number): Promise<void> {
+    this.named(p, 'chown')
     if (!this.caps.chown || !this.backend.chown) throw new FsxError('ENOTSUP', 'chown is not supported by this backend', { path: p, op: 'chown' })
     await this.settleJournal(p)
     await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p))
@@ -857,6 +956,7 @@ export class Vfs {
   }
 
   async utimens (p: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
+    this.named(p, 'utimens')
     // Backends without times keep whatever they record; touch(1) must still succeed.
     if (!this.caps.utimens || !this.backend.utimens) return
     await this.settleJournal(p)
@@ -877,6 +977,7 @@ export class Vfs {
 
   /** Resolves with the value, or rejects ENODATA. */
   async getxattr (p: string, name: string): Promise<Buffer> {
+    this.named(p, 'getxattr')
     // system.* (ACLs) is asked on every `ls -l` and `cp`: answered ENODATA without the backend.
     if (name.startsWith('system.')) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
     this.xattrSupport(p, 'getxattr')
@@ -894,6 +995,7 @@ export class Vfs {
   }
 
   async setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> {
+    this.named(p, 'setxattr')
     this.xattrSupport(p, 'setxattr')
     if (!this.backend.setxattr) throw new FsxError('ENOTSUP', 'cannot set extended attributes here', { path: p, op: 'setxattr' })
     this.xattrs.invalidate(p)
@@ -905,6 +1007,7 @@ export class Vfs {
   }
 
   async listxattr (p: string): Promise<string[]> {
+    this.named(p, 'listxattr')
     if (!this.caps.xattrs || !this.backend.listxattr) return []
     const cached = this.xattrs.getList(p)
     if (cached) return cached
@@ -914,6 +1017,7 @@ export class Vfs {
   }
 
   async removexattr (p: string, name: string): Promise<void> {
+    this.named(p, 'removexattr')
     this.xattrSupport(p, 'removexattr')
     if (!this.backend.removexattr) throw new FsxError('ENOTSUP', 'cannot remove extended attributes here', { path: p, op: 'removexattr' })
     this.xattrs.invalidate(p)

@@ -33,7 +33,7 @@ import { open } from 'node:fs/promises'
 import type * as S3 from '@aws-sdk/client-s3'
 import type { Upload } from '@aws-sdk/lib-storage'
 import type {
-  Backend, BackendKit, Capabilities, DirEntry, NodeKind, Stat, WriteAttrs, WriteSource
+  Backend, BackendKit, Capabilities, DirEntry, NodeKind, Owner, Stat, WriteAttrs, WriteSource
 } from '../../../src/backend/types.js'
 import { MetaCache, type NodeInfo } from './cache.js'
 import { Prefetcher } from './prefetch.js'
@@ -138,7 +138,12 @@ export class S3Backend implements Backend {
     utimens: true,
     statfs: false,
     atomicRename: false,
-    realDirectories: false
+    realDirectories: false,
+    // Object keys are UTF-8: names that are not are refused (EILSEQ) by the VFS before they arrive.
+    byteNames: false,
+    specialFiles: false,
+    // uid/gid/mode are recorded per object (x-amz-meta-*): the kernel can check permissions.
+    owners: true
   }
 
   readonly keys: KeyMap
@@ -635,7 +640,7 @@ export class S3Backend implements Backend {
     this.cache.removed(p)
   }
 
-  async mkdir (p: string, mode: number): Promise<void> {
+  async mkdir (p: string, mode: number, owner?: Owner): Promise<void> {
     this.keys.check(p, 'mkdir')
     if (p === '/' || await this.find(p, 'mkdir') !== undefined) throw this.err('EEXIST', 'mkdir', p, 'file exists')
     await this.checkParent(p, 'mkdir')
@@ -646,8 +651,8 @@ export class S3Backend implements Backend {
       lastModifiedMs: now,
       metadata: {
         [META_MODE]: formatMode(S_IFDIR | (mode & 0o7777)),
-        [META_UID]: String(this.defaults.uid),
-        [META_GID]: String(this.defaults.gid),
+        [META_UID]: String(owner?.uid ?? this.defaults.uid),
+        [META_GID]: String(owner?.gid ?? this.defaults.gid),
         [META_MTIME]: formatTime(now),
         [META_CTIME]: formatTime(now)
       },
@@ -781,7 +786,7 @@ export class S3Backend implements Backend {
     })
   }
 
-  async symlink (target: string, p: string): Promise<void> {
+  async symlink (target: string, p: string, owner?: Owner): Promise<void> {
     this.keys.check(p, 'symlink')
     if (typeof target !== 'string' || target === '' || target.includes('\0')) throw this.err('EINVAL', 'symlink', p, 'bad target')
     if (Buffer.byteLength(target) > MAX_LINK_BYTES) throw this.err('ENAMETOOLONG', 'symlink', p, 'target too long')
@@ -794,8 +799,8 @@ export class S3Backend implements Backend {
       lastModifiedMs: now,
       metadata: {
         [META_MODE]: formatMode(S_IFLNK | 0o777),
-        [META_UID]: String(this.defaults.uid),
-        [META_GID]: String(this.defaults.gid),
+        [META_UID]: String(owner?.uid ?? this.defaults.uid),
+        [META_GID]: String(owner?.gid ?? this.defaults.gid),
         [META_MTIME]: formatTime(now),
         [META_CTIME]: formatTime(now)
       },

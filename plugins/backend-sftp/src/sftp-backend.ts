@@ -24,7 +24,7 @@ import { open as openLocal } from 'node:fs/promises'
 import os from 'node:os'
 import type { SFTPWrapper } from 'ssh2'
 import type {
-  Backend, BackendKit, Capabilities, DirEntry, OpenFlags, Stat, StatFs, WriteAttrs, WriteSource
+  Backend, BackendKit, Capabilities, DirEntry, OpenFlags, Owner, Stat, StatFs, WriteAttrs, WriteSource
 } from '../../../src/backend/types.js'
 import { Pool, request, isTransportError, type Session } from './connection.js'
 import { SftpFileHandle, pflagsOf, type HandleHost } from './file-handle.js'
@@ -137,7 +137,9 @@ export class SftpBackend implements Backend, HandleHost {
     /** Absolute directory on the server that backend "/" names. */
     readonly root: string,
     description: string,
-    extensions: Record<string, string>
+    extensions: Record<string, string>,
+    /** The SSH login name: only root can give new files to the user who created them. */
+    private readonly login = 'root'
   ) {
     this.description = description
     this.timeoutMs = settings.timeoutMs
@@ -155,8 +157,26 @@ export class SftpBackend implements Backend, HandleHost {
       utimens: true,
       statfs: has('statvfs@openssh.com'),
       atomicRename: has('posix-rename@openssh.com'),
-      realDirectories: true
+      realDirectories: true,
+      // ssh2 speaks names as UTF-8 strings: other names are refused (EILSEQ) by the VFS, and left out of listings.
+      byteNames: false,
+      specialFiles: false,
+      owners: login === 'root'
     }
+  }
+
+  notices (): string[] {
+    if (this.login === 'root') return []
+    return [`sftp: logged in as ${this.login}, not root: files created through the mount belong to ${this.login} on the server, whoever creates them, and that account's permissions decide access`]
+  }
+
+  /**
+   * Gives a node just created to `owner` when logged in as root (the only login that can). The VFS has applied the
+   * setgid-directory rule to `owner` already.
+   */
+  private async giveTo (p: string, owner: Owner | undefined): Promise<void> {
+    if (owner === undefined || this.login !== 'root') return
+    await this.setNoFollow('chown', p, { uid: owner.uid, gid: owner.gid })
   }
 
   /** Connects (the first connection's failure is the caller's, as one line), resolves the root and checks it. */
@@ -190,7 +210,7 @@ export class SftpBackend implements Backend, HandleHost {
         throw mk('EBACKEND', `sftp: cannot stat ${root} on ${where}: ${(err as Error).message}`)
       }
       if (kindOf(st.mode ?? 0o040000) !== 'dir') throw mk('ENOTDIR', `sftp: ${root} on ${where} is not a directory`)
-      return new SftpBackend(pool, kit, settings, root, describeTarget(target, username), first.extensions)
+      return new SftpBackend(pool, kit, settings, root, describeTarget(target, username), first.extensions, username)
     } catch (err) {
       await pool.close()
       throw err
@@ -499,7 +519,9 @@ export class SftpBackend implements Backend, HandleHost {
     const base = p === '/' ? '' : p
     const until = Date.now() + this.listingTtlMs
     if (this.listingTtlMs > 0 && this.listed.size + entries.length > MEMORY_MAX * 4) this.listed.clear()
-    return entries.map(e => {
+    // NB: ssh2 decodes names as UTF-8; a name that is not becomes U+FFFD and could not be addressed (or two
+    // such names would show as one): they are left out.
+    return entries.filter(e => !e.filename.includes('\uFFFD')).map(e => {
       const nlink = nlinkFromLongname(e.longname)
       const st = toStat(e.attrs, nlink)
       const child = `${base}/${e.filename}`
@@ -529,7 +551,22 @@ export class SftpBackend implements Backend, HandleHost {
 
   // ---- data ----------------------------------------------------------------------------------------------------------
 
-  async open (p: string, flags: OpenFlags, mode: number): Promise<SftpFileHandle> {
+  async open (p: string, flags: OpenFlags, mode: number, owner?: Owner): Promise<SftpFileHandle> {
+    if (flags.create && !flags.exclusive && owner !== undefined && this.login === 'root') {
+      // Only a file this call creates gets the caller as owner: create it exclusively, else open what is there.
+      for (;;) {
+        try {
+          return await this.open(p, { ...flags, exclusive: true }, mode, owner)
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'EEXIST') throw err
+        }
+        try {
+          return await this.open(p, { ...flags, create: false }, mode)
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'ENOENT') throw err
+        }
+      }
+    }
     const full = this.absPath(p, 'open')
     if (p === '/' && flags.write) throw this.error('EISDIR', 'open', p, MESSAGES.EISDIR)
     await this.drainPath(p)
@@ -545,6 +582,14 @@ export class SftpBackend implements Backend, HandleHost {
     const fh = new SftpFileHandle(this, p, flags, bound[0], bound[1])
     this.handles.add(fh)
     this.touched(p)
+    if (flags.create && flags.exclusive) {
+      try {
+        await this.giveTo(p, owner)
+      } catch (err) {
+        await fh.close().catch(() => {})
+        throw err
+      }
+    }
     return fh
   }
 
@@ -646,11 +691,12 @@ export class SftpBackend implements Backend, HandleHost {
     this.multiLinked.delete(p)
   }
 
-  async mkdir (p: string, mode: number): Promise<void> {
+  async mkdir (p: string, mode: number, owner?: Owner): Promise<void> {
     const full = this.absPath(p, 'mkdir')
     if (p === '/') throw this.error('EEXIST', 'mkdir', p, MESSAGES.EEXIST)
     await this.one<void>('mkdir', p, false, (sftp, cb) => sftp.mkdir(full, { mode: mode & 0o7777 }, cb))
     this.markDir(p)
+    await this.giveTo(p, owner)
   }
 
   async rmdir (p: string): Promise<void> {
@@ -696,12 +742,14 @@ export class SftpBackend implements Backend, HandleHost {
     }
   }
 
-  async symlink (target: string, p: string): Promise<void> {
+  async symlink (target: string, p: string, owner?: Owner): Promise<void> {
     const full = this.absPath(p, 'symlink')
     if (typeof target !== 'string' || target === '' || target.includes('\0')) throw this.error('EINVAL', 'symlink', p, 'bad target')
     if (p === '/') throw this.error('EEXIST', 'symlink', p, MESSAGES.EEXIST)
     // The target is stored verbatim, never resolved (ssh2 handles OpenSSH's swapped SYMLINK arguments).
     await this.one<void>('symlink', p, false, (sftp, cb) => sftp.symlink(target, full, cb))
+    // Without lsetstat a setstat would follow the new link: the link keeps the login's ownership then.
+    if (this.useLsetstat) await this.giveTo(p, owner)
   }
 
   async readlink (p: string): Promise<string> {
