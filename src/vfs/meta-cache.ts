@@ -50,7 +50,7 @@ const ATTR_ENTRY_BYTES = 320
 const NEG_ENTRY_BYTES = 120
 const DIR_ENTRY_BYTES = 200
 
-interface Entry<T> { v: T, seq: number }
+interface Entry<T> { v: T, seq: number, idx?: Map<string, number> }
 interface Counts { hits: number, misses: number, evictions: number }
 
 function newCounts (): Counts { return { hits: 0, misses: 0, evictions: 0 } }
@@ -299,6 +299,7 @@ export class MetaCache {
     if (!this.enabled) return
     this.attr?.delete(p)
     this.dir?.delete(p)
+    this.forgetListedStat(p)
     this.neg?.delete(p)
     this.pendingAttr.delete(p)
     this.pendingDir.delete(p)
@@ -311,6 +312,24 @@ export class MetaCache {
         for (const [k, v] of this.exact) { if (v >= oldest) break; this.exact.delete(k) }
       }
     }
+  }
+
+  /**
+   * The parent's cached listing keeps the name of `p` but no longer its attributes: a kernel that takes
+   * attributes from READDIRPLUS would otherwise be handed the size and mtime from before the change. (The entry
+   * then goes out without attributes and the kernel looks it up.)
+   */
+  private forgetListedStat (p: string): void {
+    if (p === '/' || !this.dir) return
+    const slash = p.lastIndexOf('/')
+    const e = this.dir.peek(slash === 0 ? '/' : p.slice(0, slash))
+    if (e === undefined) return
+    if (e.idx === undefined) {
+      e.idx = new Map()
+      e.v.forEach((d, i) => e.idx!.set(d.name, i))
+    }
+    const i = e.idx.get(p.slice(slash + 1))
+    if (i !== undefined && e.v[i].stat !== undefined) e.v[i] = { name: e.v[i].name }
   }
 
   /** Forgets `p` and everything below it (a renamed or removed directory). */
