@@ -88,6 +88,8 @@ export interface BackendFileHandle {
   truncate(size: number): Promise<void>
   /** Makes written data durable on the backend. */
   sync(): Promise<void>
+  /** Attributes of the open file itself (fstat), where the backend can: still answers once the name is gone. */
+  stat?(): Promise<Stat>
   close(): Promise<void>
 }
 

@@ -50,6 +50,8 @@ import { createHash } from 'node:crypto'
 /** Settings the VFS reads, in base units. */
 export interface VfsOptions {
   writeback: boolean
+  /** Serve extended attributes where the backend has them (default true); off: ENOTSUP, ENOSYS to the kernel. */
+  xattrs?: boolean
   consistency: 'strong' | 'session' | 'eventual'
   xattrCacheSize: number
   xattrCacheTtlMs: number
@@ -197,6 +199,8 @@ interface Handle {
   readahead?: Readahead
   /** Write-back: a read-only open of a version not uploaded yet reads the journal's copy. */
   journalFile?: FileHandle
+  /** The FUSE engine passed this open through to the kernel: its reads and writes bypass the VFS. */
+  passthrough?: boolean
 }
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND } = fsConstants
@@ -238,6 +242,16 @@ export class Vfs {
   private readonly staleStats: StaleStats = { serves: 0, backendFailing: false }
   private readonly validatorStats: ValidatorStats = { rounds: 0, checked: 0, changed: 0, errors: 0 }
   private validatorTimer?: NodeJS.Timeout
+  /** Paths whose last staged save (at release) is still running → that save (see `settled`). */
+  private readonly saving = new Map<string, Promise<void>>()
+  /** Paths with a passed-through open for writing → how many: their attributes are never served from the caches. */
+  private readonly bypassed = new Map<string, number>()
+  /**
+   * Told when fsx learns that something changed other than through this mount (the background validator, `fsx
+   * invalidate`): a FUSE engine drops the kernel's caches of it. `entry`: the name itself appeared or went;
+   * `tree`: everything below it too.
+   */
+  onChange?: (path: string, how: { entry?: boolean, tree?: boolean }) => void
   private validating?: Promise<ValidatorStats>
   private readonly uid: number
   private readonly gid: number
@@ -321,6 +335,7 @@ export class Vfs {
               if (st.kind !== was.kind || st.size !== was.size || st.mtimeMs !== was.mtimeMs || st.etag !== was.etag) {
                 round.changed++
                 this.changed(p)
+                this.onChange?.(p, { entry: st.kind !== was.kind })
               } else {
                 this.meta.putAttr(p, st, ticket)
               }
@@ -329,6 +344,7 @@ export class Vfs {
                 round.checked++
                 round.changed++
                 this.entryChanged(p)
+                this.onChange?.(p, { entry: true })
               } else {
                 round.errors++
               }
@@ -348,6 +364,9 @@ export class Vfs {
   }
 
   private get caps () { return this.backend.capabilities }
+
+  /** Extended attributes are served (the backend has them and the `xattrs` setting is on). */
+  get servesXattrs (): boolean { return this.caps.xattrs && this.opts.xattrs !== false }
 
   /** Refuses (EILSEQ) a path whose bytes are not UTF-8 when the backend cannot store such names. */
   private named (p: string, op: string): string {
@@ -383,6 +402,8 @@ export class Vfs {
 
   async getattr (p: string): Promise<Stat> {
     this.named(p, 'getattr')
+    // Written behind the VFS's back (passthrough): only the backend knows the size and mtime now.
+    if (this.bypassed.has(p)) this.meta.invalidate(p)
     const node = this.nodes.get(p)
     if (node?.staging) {
       // The object on the backend is stale while a staged copy is open: report the staged size. The last close may
@@ -533,7 +554,30 @@ export class Vfs {
 
   async fgetattr (p: string, fh: number): Promise<Stat> {
     const h = this.handles.get(fh)
-    return await this.getattr(h?.path ?? p)
+    try {
+      return await this.getattr(h?.path ?? p)
+    } catch (err) {
+      // Unlinked while open (fstat of a deleted file): the open file still knows.
+      if ((err as { code?: string }).code === 'ENOENT' && h?.bh?.stat) return await h.bh.stat()
+      throw err
+    }
+  }
+
+  /** A host descriptor of an open file that a FUSE engine may pass through to the kernel (local backend). */
+  backingFd (fh: number): number | undefined {
+    return this.handles.get(fh)?.bh?.fd
+  }
+
+  /**
+   * The engine passed this open file through to the kernel: its reads and writes no longer reach the VFS. While
+   * it is open for writing its path's attributes are asked of the backend every time, and its release forgets
+   * what was cached of it.
+   */
+  passedThrough (fh: number): void {
+    const h = this.handles.get(fh)
+    if (h === undefined || h.passthrough) return
+    h.passthrough = true
+    if (h.flags.write) this.bypassed.set(h.path, (this.bypassed.get(h.path) ?? 0) + 1)
   }
 
   async access (p: string, _mode: number): Promise<void> {
@@ -548,7 +592,19 @@ export class Vfs {
     } catch (err) {
       entries = this.stale(err, () => this.meta.staleList(p, this.staleMs))
     }
-    return { names: entries.map(e => e.name), stats: entries.map(e => e.stat) }
+    const stats = entries.map(e => e.stat)
+    // What this mount holds and the backend does not know yet (a staged or journaled write, a passed-through
+    // write) wins over the listing: a kernel that takes attributes from READDIRPLUS must not see an older size.
+    if (this.nodes.size > 0 || this.bypassed.size > 0 || (this.journal?.counters().queued ?? 0) > 0) {
+      const base = p === '/' ? '' : p
+      await Promise.all(entries.map(async (e, i) => {
+        const child = `${base}/${e.name}`
+        if (this.nodes.get(child)?.staging !== undefined || this.bypassed.has(child) || this.journal?.pending(child) !== undefined) {
+          stats[i] = await this.getattr(child).catch(() => e.stat)
+        }
+      }))
+    }
+    return { names: entries.map(e => e.name), stats }
   }
 
   async statfs (p: string): Promise<StatFs> {
@@ -604,12 +660,31 @@ export class Vfs {
     if (node.staging) {
       const staging = node.staging
       node.staging = undefined
+      const where = node.path
+      const saving = (async () => {
+        try {
+          await this.saveStaged(node, staging, false)
+        } finally {
+          await staging.discard()
+        }
+      })()
+      // An unlink or rename of this path arriving now waits for this last save (see `settled`).
+      this.saving.set(where, saving)
       try {
-        await this.saveStaged(node, staging, false)
+        await saving
       } finally {
-        await staging.discard()
+        if (this.saving.get(where) === saving) this.saving.delete(where)
       }
     }
+  }
+
+  /**
+   * Waits for the last save of `p` started by a release (the kernel sends RELEASE after close(2) returns, so an
+   * unlink or rename can arrive while that upload runs): a removed or renamed name is never brought back by it.
+   */
+  private async settled (p: string): Promise<void> {
+    const s = this.saving.get(p)
+    if (s !== undefined) await s.catch(() => {})
   }
 
   async open (p: string, flagsInt: number, caller?: Caller): Promise<number> {
@@ -784,6 +859,12 @@ export class Vfs {
     const h = this.handles.get(fh)
     if (!h) return
     this.handles.delete(fh)
+    if (h.passthrough && h.flags.write) {
+      const n = (this.bypassed.get(h.path) ?? 1) - 1
+      if (n > 0) this.bypassed.set(h.path, n)
+      else this.bypassed.delete(h.path)
+      this.changed(h.path)
+    }
     h.readahead?.close()
     await h.journalFile?.close().catch(() => {})
     if (h.bh) {
@@ -804,6 +885,7 @@ export class Vfs {
 
   async truncate (p: string, size: number): Promise<void> {
     this.named(p, 'truncate')
+    await this.settled(p)
     const node = this.nodes.get(p)
     if (node?.staging) return await node.staging.truncate(size)
     await this.journal?.flush(p)
@@ -869,6 +951,7 @@ export class Vfs {
 
   async unlink (p: string): Promise<void> {
     this.named(p, 'unlink')
+    await this.settled(p)
     // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
     await this.journal?.discard(p)
     await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p))
@@ -877,6 +960,9 @@ export class Vfs {
   async rename (from: string, to: string): Promise<void> {
     this.named(from, 'rename')
     this.named(to, 'rename')
+    for (const [q, saving] of this.saving) {
+      if (q === from || q === to || q.startsWith(from + '/')) await saving.catch(() => {})
+    }
     // Upload staged content first so the object that moves is the one the application wrote.
     for (const node of this.nodes.values()) {
       if ((node.path === from || node.path.startsWith(from + '/')) && node.staging?.dirty) {
@@ -900,7 +986,14 @@ export class Vfs {
       p === from ? to : (p.startsWith(from + '/') ? to + p.slice(from.length) : undefined)
     for (const h of this.handles.values()) {
       const np = moved(h.path)
-      if (np !== undefined) h.path = np
+      if (np === undefined) continue
+      if (h.passthrough && h.flags.write) {
+        const n = (this.bypassed.get(h.path) ?? 1) - 1
+        if (n > 0) this.bypassed.set(h.path, n)
+        else this.bypassed.delete(h.path)
+        this.bypassed.set(np, (this.bypassed.get(np) ?? 0) + 1)
+      }
+      h.path = np
     }
     for (const node of [...this.nodes.values()]) {
       const np = moved(node.path)
@@ -972,12 +1065,13 @@ export class Vfs {
   // ---- extended attributes ----------------------------------------------------------------------------------------
 
   private xattrSupport (p: string, op: string): void {
-    if (!this.caps.xattrs || !this.backend.getxattr) throw new FsxError('ENOTSUP', 'extended attributes are not supported by this backend', { path: p, op })
+    if (!this.servesXattrs || !this.backend.getxattr) throw new FsxError('ENOTSUP', 'extended attributes are not supported by this backend', { path: p, op })
   }
 
   /** Resolves with the value, or rejects ENODATA. */
   async getxattr (p: string, name: string): Promise<Buffer> {
     this.named(p, 'getxattr')
+    if (!this.servesXattrs) this.xattrSupport(p, 'getxattr')
     // system.* (ACLs) is asked on every `ls -l` and `cp`: answered ENODATA without the backend.
     if (name.startsWith('system.')) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
     this.xattrSupport(p, 'getxattr')
@@ -1008,7 +1102,7 @@ export class Vfs {
 
   async listxattr (p: string): Promise<string[]> {
     this.named(p, 'listxattr')
-    if (!this.caps.xattrs || !this.backend.listxattr) return []
+    if (!this.servesXattrs || !this.backend.listxattr) return []
     const cached = this.xattrs.getList(p)
     if (cached) return cached
     const names = await this.backend.listxattr(p)
@@ -1033,6 +1127,7 @@ export class Vfs {
    * `fsx invalidate` and for telling an eventual-consistency mount that the backend changed.
    */
   invalidate (p = '/'): void {
+    this.onChange?.(p, { entry: p !== '/', tree: true })
     if (p === '/') {
       this.meta.clear()
     } else {

@@ -559,6 +559,10 @@ export class LocalFileHandle implements BackendFileHandle {
     await this.fh.sync()
   }
 
+  async stat (): Promise<Stat> {
+    return toStat(await this.fh.stat())
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
