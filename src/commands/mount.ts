@@ -9,7 +9,7 @@ import { parseSource } from '../backend/source.js'
 import { FsxError, redactSource } from '../errors.js'
 import { startMount } from '../mount/service.js'
 import { logDir, mountId } from '../mount/runtime.js'
-import { mountState } from '../fuse/fuse-native.js'
+import { mountState } from '../fuse/unmount.js'
 
 /** How long `--daemon` waits for the mount to answer before giving up. */
 const DAEMON_READY_TIMEOUT_MS = 60_000

@@ -81,6 +81,13 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
       'Write-back (true): close() returns once the data is handed to the backend; fsync() still waits for durability.'
   },
   {
+    key: 'xattrs', kind: 'boolean', default: true, scope: 'vfs',
+    help: 'Serve extended attributes (getfattr, setfattr, rsync -X) where the backend has them.',
+    details: 'Off: every xattr call answers "not supported" and the kernel stops asking for the rest of the mount, so ' +
+      'ls -l makes no request per file for SELinux labels and POSIX ACLs (it asks for both on every entry, every ' +
+      'time). On: xattrs work, at one round trip to fsx per file and per ls -l (answered from the xattr cache).'
+  },
+  {
     key: 'xattrCacheSize', kind: 'count', default: 1024, scope: 'vfs',
     help: 'Paths whose extended attributes are cached in user space (0, or consistency=strong, disables the cache).'
   },
@@ -191,6 +198,25 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   {
     key: 'cacheDir', kind: 'string', default: undefined, scope: 'vfs',
     help: 'Directory for staging files and caches (default: $XDG_CACHE_HOME/fsx, else ~/.cache/fsx).'
+  },
+  {
+    key: 'engine', kind: 'enum', default: 'auto', choices: ['auto', 'kernel', 'fuse-native'], scope: 'fuse',
+    help: 'How fsx talks to the kernel: its own FUSE protocol engine (kernel), fuse-native (libfuse 2), or auto.',
+    details: 'kernel: fsx speaks the FUSE kernel protocol itself over /dev/fuse (protocol 7.45: passthrough, READDIRPLUS, ' +
+      '1 MiB requests, notifications), on Node and Deno. fuse-native: the libfuse 2 binding (protocol 7.19), Node only, ' +
+      'kept for machines where the kernel engine cannot run. auto: kernel, else fuse-native with one log line saying why.'
+  },
+  {
+    key: 'passthrough', kind: 'boolean', default: true, scope: 'kernel',
+    help: 'Kernel engine: hand local files\' reads, writes and mmap straight to the backing file (FUSE passthrough).',
+    details: 'Needs Linux 6.9+ with CONFIG_FUSE_PASSTHROUGH and fsx running as root (CAP_SYS_ADMIN). Where the kernel ' +
+      'refuses, fsx serves the I/O itself and says so once in its log; `fsx stats` counts passthrough opens.'
+  },
+  {
+    key: 'writebackCache', kind: 'boolean', default: false, scope: 'kernel',
+    help: 'Kernel engine: let the kernel buffer writes and send them in large batches (FUSE writeback cache).',
+    details: 'Small writes become one large WRITE and write() returns before fsx sees the data; close() still flushes. ' +
+      'Not with passthrough (local files). See docs/SEMANTICS.md for what it changes for other writers.'
   },
   {
     key: 'allowOther', kind: 'boolean', default: false, scope: 'kernel',

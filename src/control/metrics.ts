@@ -41,11 +41,15 @@ export interface MountSnapshot {
   /** Background validator: rounds, files checked, found changed or gone, failed checks. */
   validator: { rounds: number, checked: number, changed: number, errors: number }
   openFiles: number
+  /** The FUSE engine's own figures (name, protocol, negotiated features, passthrough opens…). */
+  engine?: Record<string, unknown>
 }
 
 export class MountMetrics {
   private readonly ops = new Map<string, OpFigures>()
   private readonly started = Date.now()
+  /** The engine's figures, once it is mounted (set by the mount service). */
+  engineStats?: () => Record<string, unknown>
 
   constructor (readonly info: { mountpoint: string, source: string, preset: string }, private readonly vfs: Vfs, private readonly backend: Backend) {}
 
@@ -91,7 +95,8 @@ export class MountMetrics {
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, usedBytes: v.memory?.usedBytes ?? 0, budgetBytes: v.memory?.budgetBytes ?? 0 },
       stale: v.stale ?? { serves: 0, backendFailing: false },
       validator: v.validator ?? { rounds: 0, checked: 0, changed: 0, errors: 0 },
-      openFiles: v.openFiles
+      openFiles: v.openFiles,
+      ...(this.engineStats ? { engine: this.engineStats() } : {})
     }
   }
 }

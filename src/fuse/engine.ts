@@ -1,7 +1,7 @@
 /**
- * The FUSE engine adapter interface. An engine turns a Vfs into a kernel mount. fuse-native is the one engine today
- * (./fuse-native.ts, the only importer of fuse-native); another (a FUSE 3 binding, a Deno FFI engine) can stand
- * beside it by implementing `FuseEngine` and being added to `loadEngine`.
+ * The FUSE engine adapter interface. An engine turns a Vfs into a kernel mount. Two engines stand behind it:
+ * `kernel` (./kernel/: fsx's own FUSE protocol server, Node and Deno) and `fuse-native` (./fuse-native.ts, the
+ * only importer of fuse-native: libfuse 2, Node only), kept for machines where the kernel engine cannot run.
  */
 import type { Vfs } from '../vfs/vfs.js'
 
@@ -27,11 +27,19 @@ export interface MountOptions {
   /** Per-operation deadline in ms; past it the caller gets ETIMEDOUT. */
   opTimeoutMs: number
   debug?: boolean
+  /** Kernel engine: pass local files through to the kernel (default true). */
+  passthrough?: boolean
+  /** Kernel engine: FUSE_WRITEBACK_CACHE (default false). */
+  writebackCache?: boolean
+  /** Where the engine says what it decided (passthrough off and why, …). */
+  log?: (line: string) => void
 }
 
 /** A live mount. */
 export interface MountedFs {
   readonly mountpoint: string
+  /** The engine's own figures for `fsx stats` (name, protocol, features, passthrough opens…). */
+  stats?: () => Record<string, unknown>
   /** Unmounts; rejects with EBUSY when files are still in use. */
   unmount (): Promise<void>
 }
@@ -49,12 +57,26 @@ export interface EngineHooks {
   onUnexpected?: (op: string, err: unknown) => void
 }
 
-/** Loads an engine by name; fuse-native is the default. */
-export async function loadEngine (name = 'fuse-native'): Promise<FuseEngine> {
+/**
+ * Loads an engine by name: `kernel`, `fuse-native`, or `auto` (the default): the kernel engine, else fuse-native
+ * with one line through `log` saying why. A missing /dev/fuse is never worked around.
+ */
+export async function loadEngine (name = 'auto', log: (line: string) => void = () => {}): Promise<FuseEngine> {
+  const { FsxError } = await import('../errors.js')
   if (name === 'fuse-native') {
     const mod = await import('./fuse-native.js')
     return await mod.createFuseNativeEngine()
   }
-  const { FsxError } = await import('../errors.js')
-  throw new FsxError('ECONFIG', `unknown FUSE engine "${name}"`, { hint: 'the available engine is fuse-native' })
+  if (name === 'kernel' || name === 'auto') {
+    try {
+      const mod = await import('./kernel/engine.js')
+      return await mod.createKernelEngine()
+    } catch (err) {
+      if (name === 'kernel' || (err as { code?: string }).code === 'ENOFUSE') throw err
+      log(`kernel engine unavailable (${(err as Error).message}); using fuse-native`)
+      const mod = await import('./fuse-native.js')
+      return await mod.createFuseNativeEngine()
+    }
+  }
+  throw new FsxError('ECONFIG', `unknown FUSE engine "${name}"`, { hint: 'the engines are kernel, fuse-native and auto' })
 }

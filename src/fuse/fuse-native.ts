@@ -20,8 +20,7 @@
  * deadlocks; every handler here is async all the way down.
  */
 import { createRequire } from 'node:module'
-import { access, constants as fsConstants, stat } from 'node:fs/promises'
-import { execFile } from 'node:child_process'
+import { access, constants as fsConstants } from 'node:fs/promises'
 import path from 'node:path'
 import { FsxError } from '../errors.js'
 import type { Stat } from '../backend/types.js'
@@ -29,6 +28,9 @@ import type { Vfs, TimeArg, Caller } from '../vfs/vfs.js'
 import { fromLatin1, toLatin1 } from '../backend/names.js'
 import type { EngineHooks, FuseEngine, MountedFs, MountOptions } from './engine.js'
 import { toErrno } from './errno.js'
+import { unmountPath } from './unmount.js'
+
+export { mountState, unmountPath } from './unmount.js'
 
 const require = createRequire(import.meta.url)
 
@@ -180,44 +182,6 @@ class FuseNativeEngine implements FuseEngine {
         try { binding.fuse_native_unmount(mountpoint, fuse._thread) } catch { /* thread already gone */ }
       }
     }
-  }
-}
-
-function run (cmd: string, args: string[], timeoutMs = 15_000): Promise<{ code: number, stderr: string }> {
-  return new Promise(resolve => {
-    execFile(cmd, args, { timeout: timeoutMs }, (err, _stdout, stderr) => {
-      const code = err ? ((err as any).code === 'ENOENT' ? 127 : (typeof (err as any).code === 'number' ? (err as any).code : 1)) : 0
-      resolve({ code, stderr: String(stderr ?? '') })
-    })
-  })
-}
-
-/**
- * Unmounts a FUSE mountpoint from outside the serving thread: fusermount -u (fusermount3), then umount(8).
- * `lazy` detaches even when busy. Rejects EBUSY with one line when files are in use.
- */
-export async function unmountPath (mountpoint: string, lazy: boolean): Promise<void> {
-  const flag = lazy ? '-uz' : '-u'
-  let r = await run('fusermount', [flag, mountpoint])
-  if (r.code === 127) r = await run('fusermount3', [flag, mountpoint])
-  if (r.code === 0) return
-  const um = await run('umount', lazy ? ['-l', mountpoint] : [mountpoint])
-  if (um.code === 0) return
-  const text = `${r.stderr} ${um.stderr}`
-  if (/busy/i.test(text)) throw new FsxError('EBUSY', `${mountpoint} is busy: files are still open there`, { hint: 'close them, or use fsx unmount --lazy' })
-  if (/not (found|mounted)|not a mountpoint|entry for .* not found/i.test(text)) throw new FsxError('EINVAL', `${mountpoint} is not mounted`)
-  throw new FsxError('EIO', `cannot unmount ${mountpoint}: ${(um.stderr || r.stderr).trim().split('\n')[0]}`)
-}
-
-/** Is `p` a mountpoint now? Compares st_dev with the parent's; ENOTCONN means a dead FUSE mount. */
-export async function mountState (p: string): Promise<'mounted' | 'stale' | 'none'> {
-  try {
-    const [self, parent] = await Promise.all([stat(p), stat(path.dirname(path.resolve(p)))])
-    return self.dev !== parent.dev ? 'mounted' : 'none'
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOTCONN' || code === 'ECONNABORTED') return 'stale'
-    return 'none'
   }
 }
 

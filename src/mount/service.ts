@@ -52,7 +52,7 @@ export async function preflightMountpoint (mountpoint: string, log: (l: string) 
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOTCONN' || code === 'ECONNABORTED') {
-      const { unmountPath } = await import('../fuse/fuse-native.js')
+      const { unmountPath } = await import('../fuse/unmount.js')
       try {
         await unmountPath(mountpoint, true)
       } catch (e) {
@@ -97,7 +97,9 @@ export function mountOptionsFrom (values: Record<string, unknown>, fsname: strin
     autoUnmount: values.autoUnmount as boolean,
     useIno,
     opTimeoutMs: values.opTimeout as number,
-    debug: process.env.FSX_FUSE_DEBUG === '1'
+    debug: process.env.FSX_FUSE_DEBUG === '1',
+    passthrough: values.passthrough as boolean | undefined,
+    writebackCache: values.writebackCache as boolean | undefined
   }
 }
 
@@ -108,7 +110,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
   process.umask(0)
   await preflightMountpoint(mountpoint, req.log)
   // FUSE availability is checked before any backend connection is made.
-  const engine = await loadEngine(req.engine)
+  const engine = await loadEngine(req.engine ?? (values.engine as string | undefined) ?? 'auto', req.log)
 
   const backend = await req.registry.create(req.source, values)
   let mounted: MountedFs | undefined
@@ -117,6 +119,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
     if (rootStat.kind !== 'dir') throw new FsxError('ENOTDIR', `source ${backend.description} is not a directory`)
     const vfs = new Vfs(backend, {
       writeback: values.writeback as boolean,
+      xattrs: values.xattrs as boolean | undefined,
       consistency: values.consistency as 'strong' | 'session' | 'eventual',
       xattrCacheSize: values.xattrCacheSize as number,
       xattrCacheTtlMs: values.xattrCacheTtl as number,
@@ -142,13 +145,17 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
     for (const line of backend.notices?.() ?? []) req.log(line)
     // default_permissions: the user's choice if they made one, else on for allow_other over a backend with owners.
     const dpExplicit = req.resolved.settings.defaultPermissions?.source !== undefined && req.resolved.settings.defaultPermissions.source !== 'default'
-    const opts = mountOptionsFrom({ ...values, defaultPermissions: dpExplicit ? values.defaultPermissions : undefined },
-      `fsx:${backend.description}`, rootStat.ino !== undefined, backend.capabilities.owners === true)
+    const opts = {
+      ...mountOptionsFrom({ ...values, defaultPermissions: dpExplicit ? values.defaultPermissions : undefined },
+        `fsx:${backend.description}`, rootStat.ino !== undefined, backend.capabilities.owners === true),
+      log: req.log
+    }
     const metrics = new MountMetrics({ mountpoint, source: backend.description, preset: req.resolved.preset.name }, vfs, backend)
     mounted = await engine.mount(mountpoint, vfs, opts, {
       onOp: (op, ms, errno) => metrics.record(op, ms, errno),
       onUnexpected: (op, err) => req.log(`unexpected error in ${op}: ${(err as Error)?.stack ?? String(err)}`)
     })
+    metrics.engineStats = mounted.stats
     const control = new ControlServer(socketPath(mountpoint), {
       ping: async () => ({ pid: process.pid }),
       stats: async () => ({ mount: metrics.snapshot() }),
@@ -226,7 +233,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
           } catch (err) {
             if ((err as FsxError).code === 'EBUSY' && o.force) {
               req.log(`${mountpoint} is busy; detaching it lazily`)
-              const { unmountPath } = await import('../fuse/fuse-native.js')
+              const { unmountPath } = await import('../fuse/unmount.js')
               await unmountPath(mountpoint, true)
             } else {
               stopping = undefined
