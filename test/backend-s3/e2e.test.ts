@@ -31,7 +31,7 @@ if (s3 !== undefined) {
   for (const preset of ['balanced', 'high-performance', 'safe']) {
     t.test(`POSIX work through a ${preset} mount lands as plain objects`, async t => {
       const prefix = `posix-${preset}`
-      const m = await mountS3(t, prefix, ['--preset', preset])
+      const m = await mountS3(t, prefix, ['--preset', preset, '--xattrs'])
       const src = path.join(t.testdir(), 'blob')
       const blob = bytes(3 * MiB + 7, 21)
       await writeFile(src, blob)

@@ -12,7 +12,8 @@ if (fuseAvailable(t)) {
       const data = await tempDir('fsx-data-')
       const outside = await tempDir('fsx-outside-')
       await writeFile(path.join(outside, 'secret'), 'outside')
-      const m = await mountFsx(t, data, ['--preset', preset])
+      // xattrs are off in balanced and high-performance (ls -l then asks nothing per file): turned on to test them.
+      const m = await mountFsx(t, data, ['--preset', preset, '--xattrs'])
       const mnt = m.mountpoint
       const blob = randomBytes(3 * 1024 * 1024 + 17)
       const src = path.join(await tempDir('fsx-src-'), 'blob.bin')

@@ -58,7 +58,7 @@ if (fuseAvailable(t)) {
     const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
     const data = await tempDir('fsx-data-')
     await writeFile(path.join(data, 'f'), 'x')
-    const m = await mountFsx(t, data, ['--preset', 'balanced'], { env })
+    const m = await mountFsx(t, data, ['--preset', 'balanced', '--xattrs'], { env })
     const f = path.join(m.mountpoint, 'f')
     t.equal((await run('setfattr', ['-n', 'user.k', '-v', 'v', f])).code, 0)
     t.equal((await run('getfattr', ['-n', 'user.k', f])).code, 0)

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const BIN = path.join(ROOT, 'bin', 'run.js')
+/** The Deno the project installs (npm package `deno`), for mounts served by Deno. */
+export const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno')
 
 interface TapLike {
   teardown (fn: () => unknown): void
@@ -112,10 +114,12 @@ async function waitFor (cond: () => Promise<boolean>, timeoutMs: number, what: s
 }
 
 /** Starts `fsx mount SOURCE MOUNTPOINT [args]` in the foreground as a child; resolves once the kernel shows it. */
-export async function mountFsx (t: TapLike, source: string, args: string[] = [], opts: { env?: Record<string, string>, mountpoint?: string } = {}): Promise<Mount> {
+export async function mountFsx (t: TapLike, source: string, args: string[] = [], opts: { env?: Record<string, string>, mountpoint?: string, deno?: boolean } = {}): Promise<Mount> {
   const mountpoint = opts.mountpoint ?? await tempDir('fsx-mnt-')
   let stderr = ''
-  const child = spawn(process.execPath, [BIN, 'mount', source, mountpoint, ...args], {
+  // With `deno`, the mount process is `deno run -A bin/run.js mount …` (the kernel engine's Deno transport).
+  const [cmd, pre] = opts.deno === true ? [DENO, ['run', '-A', BIN]] : [process.execPath, [BIN]]
+  const child = spawn(cmd, [...pre, 'mount', source, mountpoint, ...args], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
