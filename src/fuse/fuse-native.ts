@@ -237,7 +237,11 @@ function makeOps (vfs: Vfs, hooks: EngineHooks, caller: () => Caller): Record<st
     fgetattr: (p: string, fd: number, cb: Cb) => wrap('getattr', () => vfs.fgetattr(n(p), fd), st => cb(0, toFuseStat(st)), e => cb(e)),
     access: (p: string, mode: number, cb: Cb) => voidOp('access', () => vfs.access(n(p), mode), cb),
     statfs: (p: string, cb: Cb) => wrap('statfs', () => vfs.statfs(n(p)), s => cb(0, { ...s, fsid: 0, flag: 0 }), e => cb(e)),
-    readdir: (p: string, cb: Cb) => wrap('readdir', () => vfs.readdir(n(p)), r => cb(0, r.names.map(toLatin1), r.stats.map(s => s ? toFuseStat(s) : {})), e => cb(e)),
+    // NB: an entry without attributes must not go out as st_ino 0 (glibc's readdir hides those): when any is
+    // missing, names alone go, and libfuse reports its unknown-inode marker for each.
+    readdir: (p: string, cb: Cb) => wrap('readdir', () => vfs.readdir(n(p)), r => r.stats.every(s => s !== undefined)
+      ? cb(0, r.names.map(toLatin1), r.stats.map(s => toFuseStat(s!)))
+      : cb(0, r.names.map(toLatin1)), e => cb(e)),
     open: (p: string, flags: number, cb: Cb) => wrap('open', () => vfs.open(n(p), flags), fh => cb(0, fh), e => cb(e)),
     opendir: (_p: string, _flags: number, cb: Cb) => cb(0, 0),
     releasedir: (_p: string, _fh: number, cb: Cb) => cb(0),

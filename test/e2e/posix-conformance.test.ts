@@ -159,6 +159,21 @@ if (fuseAvailable(t)) {
     specialFiles: true
   })
 
+  // fuse-native (libfuse 2) stays a supported engine: the same cases through it.
+  suite({
+    name: 'local, fuse-native engine',
+    mount: async (tt, args) => {
+      const data = await tempDir('fsx-data-')
+      await chmod(data, 0o755)
+      current = data
+      return await mountFsx(tt, data, [...args, '--engine', 'fuse-native'])
+    },
+    ownerOnBackend: async rel => { const s = await lstat(path.join(current, rel)); return `${s.uid}:${s.gid}` },
+    namesOnBackend: async rel => (await readdir(path.join(current, rel), { encoding: 'buffer' })).map(b => b.toString('latin1')).sort(),
+    bytesNames: true,
+    specialFiles: true
+  })
+
   t.test('local: a path of 4,081 bytes (PATH_MAX is 4,096 with the source\'s own path in front) and names of 255 bytes work; 256 bytes is ENAMETOOLONG', async t => {
     const data = await tempDir('fsx-data-')
     const m = await mountFsx(t, data, [])
