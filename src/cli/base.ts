@@ -26,7 +26,7 @@ export abstract class FsxCommand extends Command {
     // oclif's own exit (this.exit) and help requests pass through untouched.
     if (err?.oclif?.exit !== undefined && (err as any).code === 'EEXIT') throw err
     if (process.env.FSX_DEBUG === '1') process.stderr.write(`${err?.stack ?? String(err)}\n`)
-    const parseError = err?.constructor?.name?.endsWith('FlagsError') || /Nonexistent flag|Unexpected argument|Missing \d+ required arg|Expected --|expected .* to be one of|Parsing --|flag .* expects/i.test(err?.message ?? '')
+    const parseError = err?.constructor?.name?.endsWith('FlagsError') || /Nonexistent flag|Unexpected argument|Missing \d+ required arg|Expected --|expected .* to be one of|Parsing --|flag .* expects|can only be specified once/i.test(err?.message ?? '')
     const message = firstLine(err?.message ?? String(err))
     const hint = parseError ? `see: fsx ${this.id ?? ''} --help`.replace(/ +--/, ' --') : err?.hint
     const exitCode = parseError ? EXIT.usage : exitCodeFor(err)

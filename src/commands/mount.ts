@@ -102,7 +102,15 @@ export default class Mount extends FsxCommand {
     const out = await open(file, 'a', 0o600)
     const logStart = (await out.stat()).size
     const bin = path.join(this.config.root, 'bin', 'run.js')
-    const childArgs = this.argv.filter(a => a !== '--daemon' && a !== '-d')
+    // The child runs in the foreground and logs to `file`, given once (oclif refuses a flag given twice).
+    const childArgs: string[] = []
+    for (let i = 0; i < this.argv.length; i++) {
+      const a = this.argv[i]
+      if (a === '--') { childArgs.push(...this.argv.slice(i)); break }
+      if (a === '--daemon' || a === '-d' || a.startsWith('--log-file=')) continue
+      if (a === '--log-file') { i++; continue }
+      childArgs.push(a)
+    }
     const child = spawn(process.execPath, [...process.execArgv, bin, 'mount', ...childArgs, '--log-file', file], {
       detached: true,
       stdio: ['ignore', out.fd, out.fd, 'ipc'],
