@@ -379,21 +379,3 @@ export function formatOptionValue (spec: OptionSpec, value: unknown): string {
   if (spec.kind === 'duration' && typeof value === 'number') return formatDuration(value)
   return String(value)
 }
-
-/**
- * JSON-schema fragment for one option (presets/schema.json). It checks the shape of a value (a number, or a string
- * with a unit; an enum's names); the range, which a string with a unit cannot express, is checked by
- * `parseOptionValue` and written into the description for editors.
- */
-export function schemaFor (spec: OptionSpec): Record<string, unknown> {
-  const range = rangeText(spec)
-  const description = range === undefined ? spec.help : `${spec.help} Range: ${range}.`
-  switch (spec.kind) {
-    case 'duration': return { description, anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|\\.\\d+)\\s*(ms|s|sec|m|min|h)?\\s*$' }] }
-    case 'size': return { description, anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|\\.\\d+)\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?\\s*$' }] }
-    case 'count': return { description, type: 'integer', minimum: 0 }
-    case 'boolean': return { description, type: 'boolean' }
-    case 'enum': return { description, enum: spec.choices }
-    case 'string': return { description, type: 'string' }
-  }
-}

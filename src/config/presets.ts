@@ -43,7 +43,8 @@ function looksLikePath (ref: string): boolean {
 export async function loadPreset (ref: string, specs: readonly OptionSpec[]): Promise<Preset> {
   let file: string
   let name: string
-  if (looksLikePath(ref)) {
+  const builtin = !looksLikePath(ref)
+  if (!builtin) {
     file = path.resolve(ref)
     name = path.basename(file, '.json')
   } else {
@@ -68,7 +69,16 @@ export async function loadPreset (ref: string, specs: readonly OptionSpec[]): Pr
   } catch (err) {
     throw new FsxError('ECONFIG', `preset file ${file} is not valid JSON: ${(err as Error).message}`)
   }
-  await checkPresetDoc(doc, file, specs)
+  // NB: the built-in presets ship with the schema and are checked against it by the test suite
+  // (test/unit/presets.test.ts); compiling the schema for them would slow every command down for nothing.
+  // Their values still go through parseOptionValue below, like any preset's.
+  if (builtin) {
+    if (typeof doc !== 'object' || doc === null || typeof (doc as { settings?: unknown }).settings !== 'object') {
+      throw new FsxError('ECONFIG', `built-in preset file ${file} is damaged`, { hint: 'reinstall fsx' })
+    }
+  } else {
+    await checkPresetDoc(doc, file, specs)
+  }
   const obj = doc as { description: string; settings: Record<string, unknown> }
   const byKey = new Map(specs.map(s => [s.key, s]))
   const settings: Record<string, number | boolean | string> = {}

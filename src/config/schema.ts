@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { FsxError } from '../errors.js'
-import { kindPhrase, schemaFor, type OptionSpec } from './options.js'
+import { kindPhrase, rangeText, type OptionSpec } from './options.js'
 
 /** presets/schema.json as shipped. */
 export const SCHEMA_FILE = fileURLToPath(new URL('../../presets/schema.json', import.meta.url))
@@ -40,6 +40,9 @@ export function presetsSchema (specs: readonly OptionSpec[]): Schema {
       settings: { $ref: '#/definitions/settings' }
     },
     definitions: {
+      // One definition per unit syntax, referred to by every row of that kind: ajv compiles each once.
+      duration: { anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|\\.\\d+)\\s*(ms|s|sec|m|min|h)?\\s*$' }] },
+      size: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^\\s*(\\d+(\\.\\d+)?|\\.\\d+)\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?\\s*$' }] },
       settings: { type: 'object', additionalProperties: false, properties: {} },
       config: {
         type: 'object',
@@ -54,6 +57,24 @@ export function presetsSchema (specs: readonly OptionSpec[]): Schema {
   return addRows(schema, specs)
 }
 
+/**
+ * JSON-schema fragment for one row. It checks the shape of a value (a number, or a string with a unit; an enum's
+ * names); the range, which a string with a unit cannot express, is checked by `parseOptionValue` and written into
+ * the description for editors.
+ */
+export function schemaFor (spec: OptionSpec): Record<string, unknown> {
+  const range = rangeText(spec)
+  const description = range === undefined ? spec.help : `${spec.help} Range: ${range}.`
+  switch (spec.kind) {
+    case 'duration': return { description, allOf: [{ $ref: '#/definitions/duration' }] }
+    case 'size': return { description, allOf: [{ $ref: '#/definitions/size' }] }
+    case 'count': return { description, type: 'integer', minimum: 0 }
+    case 'boolean': return { description, type: 'boolean' }
+    case 'enum': return { description, enum: spec.choices }
+    case 'string': return { description, type: 'string' }
+  }
+}
+
 /** Adds rows the schema does not hold yet (a third-party plugin's), in place; returns the schema. */
 function addRows (schema: Schema, specs: readonly OptionSpec[]): Schema {
   const settings = schema.definitions.settings.properties as Record<string, unknown>
@@ -66,41 +87,45 @@ function addRows (schema: Schema, specs: readonly OptionSpec[]): Schema {
   return schema
 }
 
-interface Validators { preset: ValidateFunction, config: ValidateFunction }
-const cache = new Map<string, Promise<Validators>>()
+const cache = new Map<string, Promise<Ajv>>()
 
-/** ajv validators for presets/schema.json extended with `specs` (compiled once per set of rows). */
-async function validators (specs: readonly OptionSpec[]): Promise<Validators> {
+/**
+ * The ajv validator for one part of presets/schema.json extended with `specs`. The schema is read and added once per
+ * set of rows; each part is compiled only when first needed (compiling costs tens of milliseconds, more on a loaded
+ * machine, so a command that reads no preset or config file pays nothing).
+ */
+async function validator (part: 'preset' | 'config', specs: readonly OptionSpec[]): Promise<ValidateFunction> {
   const id = specs.map(s => s.key).join(',')
-  let v = cache.get(id)
-  if (v === undefined) {
-    v = (async () => {
+  let ajv = cache.get(id)
+  if (ajv === undefined) {
+    ajv = (async () => {
       let shipped: Schema
       try {
         shipped = JSON.parse(await readFile(SCHEMA_FILE, 'utf8'))
       } catch (err) {
         throw new FsxError('ECONFIG', `cannot read ${SCHEMA_FILE}: ${(err as Error).message}`, { hint: 'reinstall fsx' })
       }
-      const schema = addRows(shipped, specs)
-      const ajv = new Ajv({ allErrors: true, strict: true })
-      ajv.addSchema(schema, 'fsx')
-      return { preset: ajv.getSchema('fsx')!, config: ajv.getSchema('fsx#/definitions/config')! }
+      const a = new Ajv({ allErrors: true, strict: true })
+      a.addSchema(addRows(shipped, specs), 'fsx')
+      return a
     })()
-    cache.set(id, v)
-    v.catch(() => cache.delete(id))
+    cache.set(id, ajv)
+    ajv.catch(() => cache.delete(id))
   }
-  return await v
+  const v = (await ajv).getSchema(part === 'preset' ? 'fsx' : 'fsx#/definitions/config')
+  if (v === undefined) throw new FsxError('ECONFIG', `${SCHEMA_FILE} has no ${part} schema`, { hint: 'reinstall fsx' })
+  return v
 }
 
 /** Throws ECONFIG, one line, unless `doc` is a valid preset file. `file` names it in the message. */
 export async function checkPresetDoc (doc: unknown, file: string, specs: readonly OptionSpec[]): Promise<void> {
-  const v = (await validators(specs)).preset
+  const v = await validator('preset', specs)
   if (!v(doc)) throw schemaError(`preset file ${file}`, 'preset', v.errors ?? [], doc, specs)
 }
 
 /** Throws ECONFIG, one line, unless `doc` is a valid config file. */
 export async function checkConfigDoc (doc: unknown, file: string, specs: readonly OptionSpec[]): Promise<void> {
-  const v = (await validators(specs)).config
+  const v = await validator('config', specs)
   if (!v(doc)) throw schemaError(`config file ${file}`, 'config', v.errors ?? [], doc, specs)
 }
 
