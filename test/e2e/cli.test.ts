@@ -221,6 +221,9 @@ if (fuseAvailable(t)) {
     oneLineError(t, await fsx(['mount', '/definitely/not/here', mnt, '--daemon'], { env }), 5, /local source \/definitely\/not\/here does not exist/)
     // Environment (4): no such mountpoint.
     oneLineError(t, await fsx(['mount', data, path.join(mnt, 'absent'), '--daemon'], { env }), 4, /mountpoint .*absent does not exist/)
+    // Configuration (3) that only the child finds, once the mount is up: the metrics address. Nothing stays mounted.
+    oneLineError(t, await fsx(['mount', data, mnt, '--daemon', '--metrics-addr', 'nonsense'], { env }), 3, /--metrics-addr "nonsense" is not HOST:PORT/)
+    t.notOk(await isMounted(mnt), 'the failed mount was undone')
     // Environment (4): already mounted, found by the child once the first mount is up.
     const up = await fsx(['mount', data, mnt, '--daemon'], { env })
     t.equal(up.code, 0, up.stderr)
