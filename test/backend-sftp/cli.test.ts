@@ -115,9 +115,10 @@ if (sshdAvailable(t)) {
 
   if (fuseAvailable(t)) {
     t.test('fsx mount --daemon gives a mount whose files match the server byte for byte', async t => {
-      const mnt = await tempDir('fsx-mnt-')
+      const env = { ...sshd.env, ...await isolated(t) }
+      const mnt = await scratch(t, 'fsx-mnt-')
       t.teardown(async () => {
-        await fsx(['unmount', mnt], { timeoutMs: 20_000 })
+        await fsx(['unmount', mnt], { env, timeoutMs: 20_000 })
         await forceUnmount(mnt)
       })
       const files: Record<string, Buffer> = { 'a.bin': randomBytes(1024 * 1024 + 5), 'empty': Buffer.alloc(0), 'deep/er/c.txt': Buffer.from('c\n') }
@@ -125,7 +126,7 @@ if (sshdAvailable(t)) {
         await mkdir(path.dirname(path.join(sub, name)), { recursive: true })
         await writeFile(path.join(sub, name), data)
       }
-      const r = await fsx(['mount', source, mnt, '--daemon', '--preset', 'high-performance'], { env: sshd.env, timeoutMs: 60_000 })
+      const r = await fsx(['mount', source, mnt, '--daemon', '--preset', 'high-performance'], { env, timeoutMs: 60_000 })
       t.equal(r.code, 0, r.stderr)
       t.ok(await isMounted(mnt))
       for (const name of Object.keys(files)) {
@@ -137,7 +138,7 @@ if (sshdAvailable(t)) {
       await writeFile(src, written)
       const cp = await run('cp', [src, path.join(mnt, 'w.bin')])
       t.equal(cp.code, 0, cp.stderr)
-      const u = await fsx(['unmount', mnt], { timeoutMs: 20_000 })
+      const u = await fsx(['unmount', mnt], { env, timeoutMs: 20_000 })
       t.equal(u.code, 0, u.stderr)
       t.ok((await readFile(path.join(sub, 'w.bin'))).equals(written), 'what was written through the daemon mount is on the server')
     })
