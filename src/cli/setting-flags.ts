@@ -5,13 +5,14 @@
  * them out of argv before oclif parses the rest.
  */
 import { Flags } from '@oclif/core'
-import { CORE_OPTIONS, envName, flagName, type OptionSpec } from '../config/options.js'
+import { CORE_OPTIONS, envName, flagName, rangeText, type OptionSpec } from '../config/options.js'
 import { FsxError } from '../errors.js'
 
 export function settingFlags (): Record<string, any> {
   const flags: Record<string, any> = {}
   for (const spec of CORE_OPTIONS) {
-    const summary = `${spec.help} [env: ${envName(spec.key)}]`
+    const range = rangeText(spec)
+    const summary = `${spec.help} [env: ${envName(spec.key)}]${range === undefined ? '' : ` [range: ${range}]`}`
     flags[flagName(spec.key)] = spec.kind === 'boolean'
       ? Flags.boolean({ summary, allowNo: true, helpGroup: 'SETTINGS' })
       : Flags.string({ summary, helpGroup: 'SETTINGS', helpValue: spec.choices ? spec.choices.join('|') : ({ duration: 'DURATION', size: 'SIZE', count: 'N' } as Record<string, string>)[spec.kind] ?? 'VALUE' })

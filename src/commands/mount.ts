@@ -1,13 +1,14 @@
 import { Args, Flags } from '@oclif/core'
 import { spawn } from 'node:child_process'
-import { mkdir, open, readFile } from 'node:fs/promises'
+import { mkdir, open } from 'node:fs/promises'
 import path from 'node:path'
-import { FsxCommand } from '../cli/base.js'
+import { FsxCommand, type ChildFailure } from '../cli/base.js'
 import { extractPluginFlags, settingFlags, settingsFromFlags } from '../cli/setting-flags.js'
-import { resolveSettings } from '../config/resolve.js'
+import { resolveSettings, settingValues } from '../config/resolve.js'
 import { parseSource } from '../backend/source.js'
-import { FsxError, redactSource } from '../errors.js'
+import { EXIT, FsxError, redactSource } from '../errors.js'
 import { startMount } from '../mount/service.js'
+import { validateSource } from '../mount/backend.js'
 import { logDir, mountId } from '../mount/runtime.js'
 import { mountState } from '../fuse/unmount.js'
 
@@ -51,8 +52,9 @@ export default class Mount extends FsxCommand {
       flags: { ...settingsFromFlags(flags), ...pluginValues },
       extraOptions: registry.options()
     })
+    // A malformed source of any scheme is a configuration error (exit 3), found before anything is started.
     const source = parseSource(args.source)
-    registry.forSource(source)
+    validateSource(registry, source, settingValues(resolved))
     const mountpoint = path.resolve(args.mountpoint)
 
     if (flags.daemon) return await this.daemonize(mountpoint, args.source, flags['log-file'])
@@ -88,34 +90,60 @@ export default class Mount extends FsxCommand {
     process.exit(0)
   }
 
-  /** Re-runs this command in the foreground as a detached child and waits for it to report the mount ready. */
+  /**
+   * Re-runs this command in the foreground as a detached child and waits for it to report the mount ready. When it
+   * fails instead, this process fails with the child's own reason and exit code (sent over IPC by the child's
+   * `catch`, see src/cli/base.ts); a child that dies without saying why is described from what it wrote to its log
+   * during this run only, never from an earlier run's lines.
+   */
   private async daemonize (mountpoint: string, sourceText: string, logFile?: string): Promise<void> {
     const file = logFile ?? path.join(logDir(), `${mountId(mountpoint)}.log`)
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
     const out = await open(file, 'a', 0o600)
+    const logStart = (await out.stat()).size
     const bin = path.join(this.config.root, 'bin', 'run.js')
-    const childArgs = this.argv.filter(a => a !== '--daemon' && a !== '-d')
+    // The child runs in the foreground and logs to `file`, given once (oclif refuses a flag given twice).
+    const childArgs: string[] = []
+    for (let i = 0; i < this.argv.length; i++) {
+      const a = this.argv[i]
+      if (a === '--') { childArgs.push(...this.argv.slice(i)); break }
+      if (a === '--daemon' || a === '-d' || a.startsWith('--log-file=')) continue
+      if (a === '--log-file') { i++; continue }
+      childArgs.push(a)
+    }
     const child = spawn(process.execPath, [...process.execArgv, bin, 'mount', ...childArgs, '--log-file', file], {
       detached: true,
       stdio: ['ignore', out.fd, out.fd, 'ipc'],
       env: process.env
     })
     await out.close()
-    const outcome = await new Promise<{ ok: boolean, message?: string }>(resolve => {
+    type Outcome = { ok: true } | { ok: false, failure?: ChildFailure, exitCode: number | null, signal: NodeJS.Signals | null, timedOut?: boolean, spawnError?: Error }
+    const outcome = await new Promise<Outcome>(resolve => {
+      let failure: ChildFailure | undefined
       const timer = setTimeout(() => {
         child.kill('SIGTERM')
-        resolve({ ok: false, message: `the mount did not answer within ${DAEMON_READY_TIMEOUT_MS / 1000}s (log: ${file})` })
+        resolve({ ok: false, exitCode: null, signal: null, timedOut: true })
       }, DAEMON_READY_TIMEOUT_MS)
       child.on('message', (m: any) => {
         if (m?.type === 'ready') { clearTimeout(timer); resolve({ ok: true }) }
+        if (m?.type === 'error' && typeof m.message === 'string' && Number.isInteger(m.exitCode)) failure = m as ChildFailure
       })
-      child.on('exit', () => {
-        clearTimeout(timer)
-        resolve({ ok: false })
-      })
+      child.on('error', err => { clearTimeout(timer); resolve({ ok: false, exitCode: null, signal: null, spawnError: err }) })
+      // 'close', not 'exit': it comes after the IPC channel is drained, so a failure the child sent has arrived.
+      child.on('close', (exitCode, signal) => { clearTimeout(timer); resolve({ ok: false, failure, exitCode, signal }) })
     })
     if (!outcome.ok) {
-      throw new FsxError('EIO', outcome.message ?? await lastErrorLine(file) ?? `the mount process exited (log: ${file})`)
+      if (outcome.timedOut === true) {
+        throw new FsxError('ETIMEDOUT', `the mount did not answer within ${DAEMON_READY_TIMEOUT_MS / 1000}s (log: ${file})`)
+      }
+      if (outcome.spawnError !== undefined) throw new FsxError('EIO', `cannot start the mount process: ${outcome.spawnError.message}`)
+      const f = outcome.failure
+      // The child's real exit code; its own words when it sent them.
+      const exitCode = outcome.exitCode !== null && outcome.exitCode !== 0 ? outcome.exitCode : f?.exitCode ?? EXIT.failure
+      if (f !== undefined) throw new FsxError(f.code, f.message, { hint: f.hint ?? `log: ${file}`, exitCode })
+      const said = await errorLineSince(file, logStart)
+      const how = outcome.signal !== null ? `was killed by ${outcome.signal}` : `exited with code ${String(outcome.exitCode)} before the mount answered`
+      throw new FsxError('EIO', said ?? `the mount process ${how}`, { hint: `log: ${file}`, exitCode })
     }
     // The child reported ready; prove the mount answers from this (non-serving) process.
     if (await mountState(mountpoint) !== 'mounted') {
@@ -127,9 +155,23 @@ export default class Mount extends FsxCommand {
   }
 }
 
-/** The last "fsx: …" error line a failed child wrote to its log. */
-async function lastErrorLine (file: string): Promise<string | undefined> {
-  const text = await readFile(file, 'utf8').catch(() => '')
-  const line = text.split('\n').filter(l => /fsx:/.test(l)).pop()
-  return line?.replace(/\u001b\[[0-9;]*m/g, '').replace(/^.*?fsx:\s*/, '')
+/** The last "fsx: …" error line written to the log from byte `start` on (this run's part of it), if any. */
+async function errorLineSince (file: string, start: number): Promise<string | undefined> {
+  let text = ''
+  try {
+    const fh = await open(file, 'r')
+    try {
+      const { size } = await fh.stat()
+      const buf = Buffer.alloc(Math.max(0, size - start))
+      await fh.read(buf, 0, buf.length, start)
+      text = buf.toString('utf8')
+    } finally {
+      await fh.close()
+    }
+  } catch {
+    return undefined
+  }
+  // eslint-disable-next-line no-control-regex
+  const line = text.split('\n').map(l => l.replace(/\u001b\[[0-9;]*m/g, '')).filter(l => /(^|\s)fsx:\s/.test(l)).pop()
+  return line?.replace(/^.*?fsx:\s*/, '')
 }

@@ -3,7 +3,7 @@ import path from 'node:path'
 import chalk from 'chalk'
 import { FsxCommand } from '../cli/base.js'
 import { extractPluginFlags, settingFlags, settingsFromFlags } from '../cli/setting-flags.js'
-import { envName, flagName, formatOptionValue } from '../config/options.js'
+import { envName, flagName, formatOptionValue, rangeText } from '../config/options.js'
 import { resolveSettings, type ResolvedSettings } from '../config/resolve.js'
 import { builtinPresetNames, loadPreset } from '../config/presets.js'
 import { FsxError } from '../errors.js'
@@ -13,6 +13,7 @@ import { ask } from '../control/client.js'
 import { adviseFromStats, recommendFromProbe } from '../control/advise.js'
 import type { MountSnapshot } from '../control/metrics.js'
 import { probeBackend } from '../control/probe.js'
+import { createBackend } from '../mount/backend.js'
 import { formatSize } from '../config/units.js'
 
 export default class Tune extends FsxCommand {
@@ -66,13 +67,13 @@ export default class Tune extends FsxCommand {
     if (r.configFile) this.log(`${chalk.bold('config')} ${r.configFile}`)
     const rows = r.specs.map(spec => {
       const s = r.settings[spec.key]
-      return [spec.key, formatOptionValue(spec, s.value), s.source, envName(spec.key)]
+      return [spec.key, formatOptionValue(spec, s.value), s.source, envName(spec.key), rangeText(spec) ?? '']
     })
-    const w = [0, 1, 2].map(i => Math.max(...rows.map(row => row[i].length), 6))
-    this.log(chalk.dim(`${'setting'.padEnd(w[0])}  ${'value'.padEnd(w[1])}  ${'source'.padEnd(w[2])}  env`))
+    const w = [0, 1, 2, 3].map(i => Math.max(...rows.map(row => row[i].length), 6))
+    this.log(chalk.dim(`${'setting'.padEnd(w[0])}  ${'value'.padEnd(w[1])}  ${'source'.padEnd(w[2])}  ${'env'.padEnd(w[3])}  range`))
     const colour: Record<string, (s: string) => string> = { default: chalk.dim, preset: chalk.cyan, config: chalk.yellow, env: chalk.magenta, flag: chalk.green }
-    for (const [k, v, src, env] of rows) {
-      this.log(`${k.padEnd(w[0])}  ${v.padEnd(w[1])}  ${(colour[src] ?? String)(src.padEnd(w[2]))}  ${chalk.dim(env)}`)
+    for (const [k, v, src, env, range] of rows) {
+      this.log(`${k.padEnd(w[0])}  ${v.padEnd(w[1])}  ${(colour[src] ?? String)(src.padEnd(w[2]))}  ${chalk.dim(env.padEnd(w[3]))}  ${range}`.trimEnd())
     }
   }
 
@@ -91,6 +92,7 @@ export default class Tune extends FsxCommand {
     if (json) {
       this.log(JSON.stringify({
         key: spec.key, flag: `--${flagName(spec.key)}`, env: envName(spec.key), kind: spec.kind, help: spec.help, details: spec.details ?? null,
+        range: rangeText(spec) === undefined ? null : { min: spec.min ?? null, max: spec.max ?? null, zeroMeansOff: spec.zeroMeansOff === true, text: rangeText(spec) },
         default: spec.secret ? null : spec.default ?? null, presets: spec.secret ? {} : presets,
         current: { value: spec.secret && cur.value !== undefined ? '(set)' : cur.value ?? null, source: cur.source, preset: r.preset.name }
       }, null, 2))
@@ -100,6 +102,8 @@ export default class Tune extends FsxCommand {
     this.log(`  ${spec.help}`)
     if (spec.details) this.log(`  ${spec.details}`)
     this.log(`  default: ${formatOptionValue(spec, spec.default)}`)
+    const range = rangeText(spec)
+    if (range !== undefined) this.log(`  range: ${range}`)
     for (const [name, v] of Object.entries(presets)) this.log(`  preset ${name}: ${formatOptionValue(spec, v)}`)
     this.log(`  now: ${chalk.bold(formatOptionValue(spec, cur.value))} from ${cur.source}${cur.source === 'preset' ? ` (${r.preset.name})` : ''}`)
   }
@@ -107,7 +111,7 @@ export default class Tune extends FsxCommand {
   private async probe (r: ResolvedSettings, sourceText: string, json: boolean): Promise<void> {
     const registry = await this.backends()
     const source = parseSource(sourceText)
-    const backend = await registry.create(source, settingValues(r))
+    const backend = await createBackend(registry, source, settingValues(r))
     let result
     try {
       result = await probeBackend(backend)

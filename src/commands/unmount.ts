@@ -3,12 +3,15 @@ import path from 'node:path'
 import { FsxCommand } from '../cli/base.js'
 import { FsxError } from '../errors.js'
 import { unmountPath } from '../fuse/unmount.js'
-import { mountAt } from '../mount/mountinfo.js'
+import { isFsxMount, mountAt } from '../mount/mountinfo.js'
 import { pidAlive, readRecord, removeRecord } from '../mount/runtime.js'
 import { drainWithProgress } from '../cli/drain.js'
 
 export default class Unmount extends FsxCommand {
   static summary = 'Unmount an fsx mount and wait for its process to finish.'
+  static description = 'Refuses (exit 4) a mountpoint where nothing is mounted or where the mount is not fsx\'s ' +
+    '(sshfs, bindfs, any other filesystem): unmount those with their own tools. A dead fsx mount (its process ' +
+    'killed) is cleared.'
   static hiddenAliases = ['umount']
   static examples = ['<%= config.bin %> unmount ./mnt', '<%= config.bin %> unmount ./mnt --lazy']
 
@@ -33,10 +36,13 @@ export default class Unmount extends FsxCommand {
         return
       }
       await removeRecord(mountpoint, rec?.pid)
-      throw new FsxError('EINVAL', `${mountpoint} is not mounted`)
+      throw new FsxError('ENOTMOUNTED', `${mountpoint} is not mounted`)
     }
-    if (!entry.fstype.startsWith('fuse')) {
-      throw new FsxError('EINVAL', `${mountpoint} is not an fsx mount (${entry.fstype} from ${entry.source})`)
+    if (!isFsxMount(entry)) {
+      // NB: never unmount what fsx did not mount (an sshfs, a bind mount, a disk): it is someone else's.
+      throw new FsxError('ENOTFSX', `${mountpoint} is not an fsx mount (${entry.fstype} from ${entry.source}); fsx unmounts only its own mounts`, {
+        hint: entry.fstype.startsWith('fuse') ? `unmount it with: fusermount -u ${mountpoint}` : `unmount it with: umount ${mountpoint}`
+      })
     }
     if (rec && pidAlive(rec.pid)) {
       // Upload what write-back still holds before the kernel mount goes away (with progress on a terminal).

@@ -3,15 +3,18 @@
  *   built-in default < preset < config file < environment (FSX_*) < flags
  * The preset itself is chosen by: --preset flag > FSX_PRESET > config file "preset" > "balanced".
  * Config file: --config PATH, else $XDG_CONFIG_HOME/fsx/config.json (~/.config/fsx/config.json); a missing default
- * config file is fine, a missing explicit one is an error. Every value is validated; the first bad one throws ECONFIG
- * naming where it came from (e.g. `environment FSX_ATTR_TTL: "abc" is not a duration`).
+ * config file is fine, a missing explicit one is an error. Config and preset files are validated against
+ * presets/schema.json (schema.ts); every value, from any source, is parsed and range-checked by `parseOptionValue`;
+ * the first bad one throws ECONFIG naming where it came from (e.g. `environment FSX_ATTR_TTL: "abc" is not a
+ * duration`, `environment FSX_MAX_WRITE: 10G is out of range: maxWrite takes 4K to 1M`).
  */
 import { readFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { FsxError } from '../errors.js'
-import { CORE_OPTIONS, envName, parseOptionValue, type OptionSpec } from './options.js'
+import { CORE_OPTIONS, envName, originLabel, parseOptionValue, type OptionSpec } from './options.js'
 import { DEFAULT_PRESET, loadPreset, type Preset } from './presets.js'
+import { checkConfigDoc } from './schema.js'
 
 export type Source = 'default' | 'preset' | 'config' | 'env' | 'flag'
 
@@ -47,7 +50,7 @@ export function defaultConfigPath (env: Record<string, string | undefined> = pro
   return path.join(base, 'fsx', 'config.json')
 }
 
-async function readConfig (file: string, explicit: boolean): Promise<Record<string, unknown> | undefined> {
+async function readConfig (file: string, explicit: boolean, specs: readonly OptionSpec[]): Promise<Record<string, unknown> | undefined> {
   let text: string
   try {
     text = await readFile(file, 'utf8')
@@ -62,9 +65,7 @@ async function readConfig (file: string, explicit: boolean): Promise<Record<stri
   } catch (err) {
     throw new FsxError('ECONFIG', `config file ${file} is not valid JSON: ${(err as Error).message}`)
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    throw new FsxError('ECONFIG', `config file ${file} must hold a JSON object of settings`)
-  }
+  await checkConfigDoc(doc, file, specs)
   return doc as Record<string, unknown>
 }
 
@@ -75,7 +76,7 @@ export async function resolveSettings (input: ResolveInput = {}): Promise<Resolv
   const byKey = new Map(specs.map(s => [s.key, s]))
 
   const configFile = input.config ?? env.FSX_CONFIG ?? defaultConfigPath(env)
-  const config = await readConfig(configFile, input.config !== undefined || env.FSX_CONFIG !== undefined)
+  const config = await readConfig(configFile, input.config !== undefined || env.FSX_CONFIG !== undefined, specs)
 
   let presetRef = DEFAULT_PRESET
   let presetSource: Source = 'default'
@@ -97,22 +98,21 @@ export async function resolveSettings (input: ResolveInput = {}): Promise<Resolv
       if (key === 'preset' || key === '$schema') continue
       const spec = byKey.get(key)
       if (!spec) throw new FsxError('ECONFIG', `config file ${configFile}: unknown setting "${key}"`, { hint: 'fsx tune lists every setting' })
-      settings[key] = { value: parseOptionValue(spec, raw, `config file ${configFile}:`), source: 'config' }
+      settings[key] = { value: parseOptionValue(spec, raw, originLabel(spec, 'config', configFile)), source: 'config' }
     }
   }
 
   for (const spec of specs) {
-    const name = envName(spec.key)
-    const raw = env[name]
+    const raw = env[envName(spec.key)]
     if (raw === undefined || raw === '') continue
-    settings[spec.key] = { value: parseOptionValue(spec, raw, `environment ${name}`), source: 'env' }
+    settings[spec.key] = { value: parseOptionValue(spec, raw, originLabel(spec, 'env')), source: 'env' }
   }
 
   for (const [key, raw] of Object.entries(input.flags ?? {})) {
     if (raw === undefined) continue
     const spec = byKey.get(key)
     if (!spec) throw new FsxError('EUSAGE', `unknown setting "${key}"`, { hint: 'fsx tune lists every setting' })
-    settings[key] = { value: parseOptionValue(spec, raw, 'flag'), source: 'flag' }
+    settings[key] = { value: parseOptionValue(spec, raw, originLabel(spec, 'flag')), source: 'flag' }
   }
 
   return { preset, presetSource, configFile: config ? configFile : undefined, specs, settings }

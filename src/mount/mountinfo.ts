@@ -28,6 +28,16 @@ export async function readMounts (): Promise<MountEntry[]> {
   return out
 }
 
+/**
+ * Is this an fsx mount? fsx mounts with FUSE subtype "fsx" (fstype `fuse.fsx`) and fsname `fsx:<source>`
+ * (src/mount/service.ts); either mark is enough, so a mount made without subtype support still counts. Anything
+ * else (sshfs, bindfs, another FUSE filesystem, a disk) is not, and `fsx unmount` leaves it alone. A dead fsx mount
+ * (its process killed) keeps both marks until it is cleared.
+ */
+export function isFsxMount (m: MountEntry): boolean {
+  return m.fstype === 'fuse.fsx' || (m.fstype === 'fuse' && m.source.startsWith('fsx:'))
+}
+
 /** The mount entry at exactly `p` (last one wins, as the kernel shows stacked mounts), if any. */
 export async function mountAt (p: string): Promise<MountEntry | undefined> {
   const abs = path.resolve(p)

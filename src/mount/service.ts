@@ -13,6 +13,7 @@ import { settingValues } from '../config/resolve.js'
 import { loadEngine, type MountOptions, type MountedFs } from '../fuse/engine.js'
 import { Vfs } from '../vfs/vfs.js'
 import { mountAt } from './mountinfo.js'
+import { createBackend } from './backend.js'
 import { defaultCacheDir, removeRecord, writeRecord } from './runtime.js'
 import { MountMetrics } from '../control/metrics.js'
 import { ControlServer } from '../control/server.js'
@@ -44,7 +45,10 @@ export interface RunningMount {
   done: Promise<void>
 }
 
-/** Checks the mountpoint; clears a stale FUSE mount (ENOTCONN) left by a killed process. */
+/**
+ * Checks the mountpoint; clears a stale FUSE mount (ENOTCONN) left by a killed process. Every refusal is an
+ * environment error (exit 4): EMOUNTPOINT (missing, not a directory, unusable), EMOUNTED, ESTALE_MOUNT.
+ */
 export async function preflightMountpoint (mountpoint: string, log: (l: string) => void): Promise<void> {
   let st
   try {
@@ -63,12 +67,12 @@ export async function preflightMountpoint (mountpoint: string, log: (l: string) 
       log(`cleared a stale mount at ${mountpoint} left by a process that died`)
       st = await stat(mountpoint)
     } else if (code === 'ENOENT') {
-      throw new FsxError('ENOENT', `mountpoint ${mountpoint} does not exist`, { hint: `create it: mkdir -p ${mountpoint}` })
+      throw new FsxError('EMOUNTPOINT', `mountpoint ${mountpoint} does not exist`, { hint: `create it: mkdir -p ${mountpoint}`, cause: err })
     } else {
-      throw new FsxError(code ?? 'EIO', `mountpoint ${mountpoint} is not usable: ${code}`)
+      throw new FsxError('EMOUNTPOINT', `mountpoint ${mountpoint} is not usable: ${code ?? (err as Error).message}`, { cause: err })
     }
   }
-  if (!st.isDirectory()) throw new FsxError('ENOTDIR', `mountpoint ${mountpoint} is not a directory`, { hint: 'mount on an empty directory' })
+  if (!st.isDirectory()) throw new FsxError('EMOUNTPOINT', `mountpoint ${mountpoint} is not a directory`, { hint: 'mount on an empty directory' })
   const m = await mountAt(mountpoint)
   if (m) {
     throw new FsxError('EMOUNTED', `${mountpoint} is already mounted (${m.fstype} from ${m.source})`, { hint: `unmount it first: fsx unmount ${mountpoint}` })
@@ -112,11 +116,14 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
   // FUSE availability is checked before any backend connection is made.
   const engine = await loadEngine(req.engine ?? (values.engine as string | undefined) ?? 'auto', req.log)
 
-  const backend = await req.registry.create(req.source, values)
+  // Failures to reach or open the source are backend errors (exit 5), whatever the scheme.
+  const backend = await createBackend(req.registry, req.source, values)
   let mounted: MountedFs | undefined
   try {
-    const rootStat = await backend.stat('/')
-    if (rootStat.kind !== 'dir') throw new FsxError('ENOTDIR', `source ${backend.description} is not a directory`)
+    const rootStat = await backend.stat('/').catch(err => {
+      throw new FsxError('EBACKEND', `source ${backend.description}: cannot read its root: ${(err as Error).message}`, { cause: err })
+    })
+    if (rootStat.kind !== 'dir') throw new FsxError('EBACKEND', `source ${backend.description} is not a directory`)
     const vfs = new Vfs(backend, {
       writeback: values.writeback as boolean,
       xattrs: values.xattrs as boolean | undefined,

@@ -1,19 +1,35 @@
 // The CLI with the SFTP plugin against a real sshd: `fsx tune` shows the SFTP settings (secrets as "(set)"), an
 // unknown or changed host key is refused with one line naming the fingerprint, a bad login is one line without
-// the password, hashed known_hosts entries and the insecure opt-out work, and `fsx mount … --daemon` gives a mount
-// whose files match the server's byte for byte.
+// the password, a refused port too, each with the backend exit code (5) in the foreground and with --daemon; hashed
+// known_hosts entries and the insecure opt-out work; `fsx mount … --daemon` gives a mount whose files match the
+// server's byte for byte; and `fsx unmount` refuses an sshfs mount of the same server.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { sftpBackend } from '../../plugins/backend-sftp/dist/index.js'
 import { fsxError } from '../../dist/errors.js'
 import { fsx, fuseAvailable, forceUnmount, isMounted, run, tempDir } from '../helpers/mount.js'
-import { startSshd, sshdAvailable } from '../helpers/sshd.js'
+import { freePort, startSshd, sshdAvailable } from '../helpers/sshd.js'
 
 const kit = { fsxError }
 const lines = (s: string): string[] => s.split('\n').filter(l => l.trim() !== '')
+
+/** A temp dir removed in teardown, unless something is still mounted on it (never delete through a mount). */
+async function scratch (t: Tap.Test, prefix: string): Promise<string> {
+  const dir = await tempDir(prefix)
+  t.teardown(async () => {
+    await forceUnmount(dir)
+    if (!await isMounted(dir)) await rm(dir, { recursive: true, force: true })
+  })
+  return dir
+}
+
+/** Environment that keeps a test's config, logs and mount records to itself. */
+async function isolated (t: Tap.Test): Promise<Record<string, string>> {
+  return { XDG_CONFIG_HOME: await scratch(t, 'fsx-cfg-'), XDG_STATE_HOME: await scratch(t, 'fsx-state-'), FSX_RUNTIME_DIR: await scratch(t, 'fsx-run-') }
+}
 
 t.test('fsx tune lists the sftp settings with their sources, secrets shown as "(set)"', async t => {
   const r = await fsx(['tune', '--json', '--sftp-timeout', '7s', '--sftp-connections=3'], {
@@ -99,9 +115,10 @@ if (sshdAvailable(t)) {
 
   if (fuseAvailable(t)) {
     t.test('fsx mount --daemon gives a mount whose files match the server byte for byte', async t => {
-      const mnt = await tempDir('fsx-mnt-')
+      const env = { ...sshd.env, ...await isolated(t) }
+      const mnt = await scratch(t, 'fsx-mnt-')
       t.teardown(async () => {
-        await fsx(['unmount', mnt], { timeoutMs: 20_000 })
+        await fsx(['unmount', mnt], { env, timeoutMs: 20_000 })
         await forceUnmount(mnt)
       })
       const files: Record<string, Buffer> = { 'a.bin': randomBytes(1024 * 1024 + 5), 'empty': Buffer.alloc(0), 'deep/er/c.txt': Buffer.from('c\n') }
@@ -109,7 +126,7 @@ if (sshdAvailable(t)) {
         await mkdir(path.dirname(path.join(sub, name)), { recursive: true })
         await writeFile(path.join(sub, name), data)
       }
-      const r = await fsx(['mount', source, mnt, '--daemon', '--preset', 'high-performance'], { env: sshd.env, timeoutMs: 60_000 })
+      const r = await fsx(['mount', source, mnt, '--daemon', '--preset', 'high-performance'], { env, timeoutMs: 60_000 })
       t.equal(r.code, 0, r.stderr)
       t.ok(await isMounted(mnt))
       for (const name of Object.keys(files)) {
@@ -121,9 +138,53 @@ if (sshdAvailable(t)) {
       await writeFile(src, written)
       const cp = await run('cp', [src, path.join(mnt, 'w.bin')])
       t.equal(cp.code, 0, cp.stderr)
-      const u = await fsx(['unmount', mnt], { timeoutMs: 20_000 })
+      const u = await fsx(['unmount', mnt], { env, timeoutMs: 20_000 })
       t.equal(u.code, 0, u.stderr)
       t.ok((await readFile(path.join(sub, 'w.bin'))).equals(written), 'what was written through the daemon mount is on the server')
+    })
+  }
+
+  t.test('backend failures exit 5 with one line, in the foreground and with --daemon alike', async t => {
+    const env = { ...await isolated(t), SSH_AUTH_SOCK: '' }
+    const mnt = await scratch(t, 'fsx-mnt-')
+    const empty = path.join(await scratch(t, 'fsx-kh-'), 'known_hosts')
+    await writeFile(empty, '')
+    const wrongKey = path.join(await scratch(t, 'fsx-key-'), 'id')
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', wrongKey])
+    const closed = await freePort()
+    const cases: Array<[string, string, Record<string, string>, RegExp]> = [
+      ['a refused port', `sftp://root@127.0.0.1:${closed}/x`, sshd.env, new RegExp(`cannot connect to \\[127\\.0\\.0\\.1\\]:${closed}: connection refused`)],
+      ['an unknown host key', source, { FSX_SFTP_KEY: sshd.userKey, FSX_SFTP_KNOWN_HOSTS: empty }, /unknown host key for \[127\.0\.0\.1\]:\d+/],
+      ['a refused login', source, { FSX_SFTP_KEY: wrongKey, FSX_SFTP_KNOWN_HOSTS: sshd.knownHosts }, /refused every login method tried/],
+      ['a missing directory', `${sshd.url}/no-such-dir`, sshd.env, /no-such-dir does not exist/]
+    ]
+    for (const [what, src, extra, why] of cases) {
+      for (const daemon of [[], ['--daemon']]) {
+        const r = await fsx(['mount', src, mnt, ...daemon], { env: { ...env, ...extra }, timeoutMs: 60_000 })
+        t.equal(r.code, 5, `${what}${daemon.length ? ' (--daemon)' : ''}: exit 5: ${r.stderr}`)
+        t.equal(lines(r.stderr).length, 1, `one line: ${r.stderr}`)
+        t.match(r.stderr, why, what)
+        t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
+      }
+    }
+    t.notOk(await isMounted(mnt), 'nothing was mounted')
+  })
+
+  if (fuseAvailable(t)) {
+    t.test('fsx unmount refuses an sshfs mount (exit 4) and leaves it mounted', async t => {
+      const mnt = await scratch(t, 'fsx-mnt-')
+      await writeFile(path.join(sub, 'sshfs.txt'), 'theirs')
+      const m = await run('sshfs', ['-p', String(sshd.port), '-o', `IdentityFile=${sshd.userKey}`, '-o', `UserKnownHostsFile=${sshd.knownHosts}`,
+        '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@127.0.0.1:${sub}`, mnt], { timeoutMs: 60_000 })
+      t.equal(m.code, 0, `sshfs mounts: ${m.stderr}`)
+      t.ok(await isMounted(mnt))
+      const r = await fsx(['unmount', mnt], { env: await isolated(t) })
+      t.equal(r.code, 4, r.stderr)
+      t.equal(lines(r.stderr).length, 1, r.stderr)
+      t.match(r.stderr, /is not an fsx mount \(fuse\.sshfs from root@127\.0\.0\.1:.*\); fsx unmounts only its own mounts \(unmount it with: fusermount -u /)
+      t.ok(await isMounted(mnt), 'the sshfs mount is still there')
+      t.equal(await readFile(path.join(mnt, 'sshfs.txt'), 'utf8'), 'theirs')
+      t.equal((await run('fusermount', ['-u', mnt])).code, 0)
     })
   }
 

@@ -1,7 +1,7 @@
 // Errors: one class shaped like Node's, one errno mapping at the FUSE edge, secrets redacted.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { FsxError, fsxError, errnoOf, exitCodeFor, redactSource, EXIT } from '../../dist/errors.js'
+import { FsxError, fsxError, errnoOf, exitCodeFor, redactSource, withKind, EXIT } from '../../dist/errors.js'
 import { toErrno } from '../../dist/fuse/errno.js'
 
 test('FsxError carries code, errno, path and op like a Node system error', () => {
@@ -30,11 +30,35 @@ test('an error without an errno code becomes EIO and is reported as unexpected',
   assert.equal(errnoOf(null), 5)
 })
 
-test('usage and environment problems get distinct exit codes', () => {
-  assert.equal(exitCodeFor({ code: 'EUSAGE' }), EXIT.usage)
-  assert.equal(exitCodeFor({ code: 'ECONFIG' }), EXIT.config)
-  assert.equal(exitCodeFor({ code: 'ENOFUSE' }), EXIT.environment)
-  assert.equal(exitCodeFor({ code: 'ENOENT' }), EXIT.failure)
+test('one mapping from error kind to exit code: 1 general, 2 usage, 3 configuration, 4 environment, 5 backend', () => {
+  assert.deepEqual(EXIT, { ok: 0, failure: 1, usage: 2, config: 3, environment: 4, backend: 5 })
+  assert.equal(exitCodeFor({ code: 'EUSAGE' }), 2)
+  assert.equal(exitCodeFor({ code: 'ECONFIG' }), 3)
+  for (const code of ['ENOFUSE', 'ENOLIBFUSE', 'EMOUNTED', 'ESTALE_MOUNT', 'EMOUNTPOINT', 'ENOTMOUNTED', 'ENOTFSX']) {
+    assert.equal(exitCodeFor({ code }), 4, code)
+  }
+  assert.equal(exitCodeFor({ code: 'EBACKEND' }), 5)
+  for (const e of [{ code: 'ENOENT' }, { code: 'EIO' }, new TypeError('bug'), null, 'text']) assert.equal(exitCodeFor(e), 1)
+})
+
+test('an error relayed from the --daemon child keeps the exit code the child chose', () => {
+  assert.equal(exitCodeFor(new FsxError('EMOUNTED', 'already mounted', { exitCode: 4 })), 4)
+  assert.equal(exitCodeFor(new FsxError('EIO', 'killed by SIGKILL', { exitCode: 1 })), 1)
+})
+
+test('withKind re-labels an error for the CLI, keeping its message, hint and cause', () => {
+  const refused = Object.assign(new Error('sftp: cannot connect to [127.0.0.1]:1: connection refused'), { code: 'ECONNREFUSED' })
+  const e = withKind('EBACKEND', refused)
+  assert.equal(e.code, 'EBACKEND')
+  assert.equal(e.message, refused.message)
+  assert.equal(e.cause, refused)
+  assert.equal(withKind('ECONFIG', Object.assign(new Error('bad port'), { code: 'EINVAL', hint: 'write it so' })).hint, 'write it so')
+  // A kind the thrower chose on purpose is kept: a plugin may know its error is configuration, not backend.
+  const config = new FsxError('ECONFIG', 'bad setting')
+  assert.equal(withKind('EBACKEND', config), config)
+  assert.equal(withKind('EBACKEND', Object.assign(new Error('plain'), { code: 'ECONFIG' })).code, 'ECONFIG')
+  assert.equal(withKind('ECONFIG', new FsxError('EUSAGE', 'x')).code, 'EUSAGE')
+  assert.equal(withKind('EBACKEND', 'a string').message, 'a string')
 })
 
 test('passwords and signed-query secrets are redacted from sources', () => {

@@ -25,6 +25,12 @@ export const MIN_PART_SIZE = 5 * MiB
 export const MAX_PART_SIZE = 5 * 1024 * MiB
 /** Upper bound for s3Concurrency: beyond this, one transfer starves every other request of sockets. */
 export const MAX_CONCURRENCY = 64
+/** Shortest request deadline accepted: under 100 ms not even a local server answers reliably. */
+export const MIN_TIMEOUT_MS = 100
+/** Longest request deadline accepted: past 10 minutes (×3 attempts) a stuck request only looks like a hang. */
+export const MAX_TIMEOUT_MS = 600_000
+/** Longest listing cache time, as the core's TTLs: a day. */
+export const MAX_LIST_CACHE_TTL_MS = 24 * 3_600_000
 
 export const S3_OPTIONS: OptionSpec[] = [
   {
@@ -42,22 +48,22 @@ export const S3_OPTIONS: OptionSpec[] = [
     help: 'Path-style addressing (endpoint/bucket/key) instead of virtual-hosted (bucket.endpoint/key); default on with a custom endpoint, off for AWS.'
   },
   {
-    key: 's3Timeout', kind: 'duration', default: 30_000, scope: 's3',
+    key: 's3Timeout', kind: 'duration', default: 30_000, scope: 's3', min: MIN_TIMEOUT_MS, max: MAX_TIMEOUT_MS,
     help: 'Deadline of one S3 request attempt; a failed or timed-out attempt is retried with backoff (3 attempts), then the operation fails.',
     details: 'Keep it well under opTimeout so S3 errors reach the application before the FUSE deadline does. ' +
       'Throttling (503 SlowDown) and 5xx answers are retried the same way.'
   },
   {
-    key: 's3PartSize', kind: 'size', default: 8 * MiB, scope: 's3',
-    help: 'Multipart upload part size: larger objects are uploaded in parallel parts of this size (5M to 5G).',
+    key: 's3PartSize', kind: 'size', default: 8 * MiB, scope: 's3', min: MIN_PART_SIZE, max: MAX_PART_SIZE,
+    help: 'Multipart upload part size: larger objects are uploaded in parallel parts of this size (S3\'s limits).',
     details: 'Raised automatically for objects above 10,000 parts. Memory per upload is about s3PartSize × s3Concurrency.'
   },
   {
-    key: 's3Concurrency', kind: 'count', default: 4, scope: 's3',
+    key: 's3Concurrency', kind: 'count', default: 4, scope: 's3', min: 1, max: MAX_CONCURRENCY,
     help: 'Requests in flight for one large transfer: parts of one upload, ranges of one large read, keys of a directory rename.'
   },
   {
-    key: 's3ListCacheTtl', kind: 'duration', default: undefined, scope: 's3',
+    key: 's3ListCacheTtl', kind: 'duration', default: undefined, scope: 's3', min: 0, max: MAX_LIST_CACHE_TTL_MS,
     help: 'How long a directory listing and an object\'s attributes are trusted before S3 is asked again (default: attrTtl; 0: always ask).',
     details: 'Unset, it follows the attrTtl in effect (the preset\'s), so S3 answers are trusted as long as the kernel ' +
       'trusts attributes. Lookups of names a fresh listing does not hold are answered "no such file" without a request; ' +
@@ -98,7 +104,7 @@ export function s3Settings (options: Record<string, unknown>, env: Record<string
   const pathStyle = options.s3PathStyle
   if (pathStyle !== undefined && typeof pathStyle !== 'boolean') throw makeError('EINVAL', 's3 setting s3PathStyle: expected a boolean')
   const timeoutMs = num('s3Timeout', 30_000)
-  if (timeoutMs < 100) throw makeError('EINVAL', 's3Timeout must be at least 100ms')
+  if (timeoutMs < MIN_TIMEOUT_MS || timeoutMs > MAX_TIMEOUT_MS) throw makeError('EINVAL', 's3Timeout must be between 100ms and 10m')
   const partSizeBytes = num('s3PartSize', 8 * MiB)
   if (partSizeBytes < MIN_PART_SIZE || partSizeBytes > MAX_PART_SIZE) throw makeError('EINVAL', 's3PartSize must be between 5M and 5G (S3\'s part size limits)')
   const concurrency = num('s3Concurrency', 4)

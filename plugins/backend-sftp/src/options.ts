@@ -18,6 +18,13 @@ export const DEFAULT_CONNECTIONS = 4
 export const MAX_CONNECTIONS = 16
 /** Default keepalive interval; three unanswered keepalives (15 s) declare the link dead. */
 export const DEFAULT_KEEPALIVE_MS = 5_000
+/**
+ * Shortest request deadline and keepalive interval accepted: below 100 ms a busy server's (or a loaded client's)
+ * scheduling delay alone would count as a dead link.
+ */
+export const MIN_TIMEOUT_MS = 100
+/** Longest request deadline and keepalive interval accepted: past 10 minutes a stuck request only looks like a hang. */
+export const MAX_TIMEOUT_MS = 600_000
 
 export const SFTP_OPTIONS: OptionSpec[] = [
   {
@@ -43,17 +50,17 @@ export const SFTP_OPTIONS: OptionSpec[] = [
     help: 'Accept any host key without checking (insecure: anyone on the path can impersonate the server).'
   },
   {
-    key: 'sftpTimeout', kind: 'duration', default: DEFAULT_TIMEOUT_MS, scope: 'sftp',
+    key: 'sftpTimeout', kind: 'duration', default: DEFAULT_TIMEOUT_MS, scope: 'sftp', min: MIN_TIMEOUT_MS, max: MAX_TIMEOUT_MS,
     help: 'Deadline of one SFTP request (and of the wait for a connection); then ETIMEDOUT instead of a hang.',
     details: 'A request unanswered this long marks its connection dead; it is re-established with backoff and ' +
       'open files are reopened on it.'
   },
   {
-    key: 'sftpConnections', kind: 'count', default: DEFAULT_CONNECTIONS, scope: 'sftp',
-    help: `Parallel SSH connections; open files and requests are spread over them (1–${MAX_CONNECTIONS}).`
+    key: 'sftpConnections', kind: 'count', default: DEFAULT_CONNECTIONS, scope: 'sftp', min: 1, max: MAX_CONNECTIONS,
+    help: 'Parallel SSH connections; open files and requests are spread over them.'
   },
   {
-    key: 'sftpKeepalive', kind: 'duration', default: DEFAULT_KEEPALIVE_MS, scope: 'sftp',
+    key: 'sftpKeepalive', kind: 'duration', default: DEFAULT_KEEPALIVE_MS, scope: 'sftp', min: MIN_TIMEOUT_MS, max: MAX_TIMEOUT_MS, zeroMeansOff: true,
     help: 'Interval of SSH keepalives; three unanswered ones close a dead link (0 disables).'
   }
 ]
