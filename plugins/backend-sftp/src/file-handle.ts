@@ -15,6 +15,23 @@
  *
  * Invariant: a read issued after a write (or truncate, attribute change) through fsx returned never sees the bytes
  * from before it: the read-ahead window is dropped before and after each change, and reads wait for write-behind.
+ *
+ * Read-ahead invariants (`ra`, `raGen`, `raEof`; readAhead, prefetch, invalidate):
+ * - Fresh: every chunk in the window was requested after the last change to the file made through fsx began;
+ *   `invalidate()` empties the window and bumps `raGen`, and every change calls it before it is sent and after it is
+ *   answered (through the backend's `touched`, for every handle of the path).
+ * - Checked after waiting: a read remembers `raGen` when it starts and uses a chunk only if `raGen` is unchanged once
+ *   the chunk has arrived; otherwise it reads the rest straight from the server.
+ * - Taken, not looked up: a read takes the promises of all the chunks it needs synchronously when it starts. Other
+ *   reads evict chunks behind them and invalidations clear the window while it waits; neither can take a chunk away
+ *   from a read in progress (a lookup after a wait found nothing, issue 15).
+ * - Total: a chunk a read cannot serve (not in the window: evicted, or past a known end; its fetch failed; stale) is
+ *   read directly, so read-ahead never fails a read on its own account: the only errors a read returns are the
+ *   server's, from a direct read.
+ * - End of file: a chunk shorter than READAHEAD_CHUNK ends the file as of its fetch; no chunk past it is requested
+ *   (`raEof`) until the next invalidation. A prefetch answered after an invalidation never sets `raEof`.
+ * - Bounded: at most READAHEAD_MAX_CHUNKS chunks past the read that asked for them; a read drops the chunks wholly
+ *   before its end; close drops the window.
  */
 import type { SFTPWrapper } from 'ssh2'
 import type { BackendFileHandle, OpenFlags } from '../../../src/backend/types.js'
@@ -158,7 +175,12 @@ export class SftpFileHandle implements BackendFileHandle {
     for (;;) {
       const [s, h] = await this.bind(deadline)
       try {
-        return await this.host.req<T>(s, op, (sftp, cb) => fn(sftp, h, cb))
+        return await this.host.req<T>(s, op, (sftp, cb) => {
+          // NB: checked again as the request goes out: the server reuses handle strings, so a request sent after
+          // our CLOSE could land on another file opened meanwhile.
+          if (this.closed) throw this.host.error('EBADF', op, this.path, 'file is closed')
+          fn(sftp, h, cb)
+        })
       } catch (err) {
         if (isTransportError(err) && err.kind === 'lost' && idempotent && !this.closed && Date.now() < deadline) {
           this.host.stats.retries++
@@ -201,38 +223,56 @@ export class SftpFileHandle implements BackendFileHandle {
     return await this.readAhead(target, len, position)
   }
 
-  /** Serves a read from the read-ahead window, extending the window past it. */
+  /**
+   * Serves a read from the read-ahead window, extending the window past it. Never fails on its own account: a chunk
+   * it cannot serve (not in the window, its fetch failed, or the file changed through fsx meanwhile) is read directly,
+   * so the only errors a read sees are those of the server.
+   */
   private async readAhead (target: Buffer, len: number, position: number): Promise<number> {
     const C = READAHEAD_CHUNK
     const first = Math.floor(position / C)
     const last = Math.floor((position + len - 1) / C)
     this.prefetch(first, last + 1 + Math.min(READAHEAD_MAX_CHUNKS, 2 ** Math.min(this.seq, 4)))
     const gen = this.raGen
+    // NB: take every chunk this read needs now, before the first wait: other reads evict chunks behind them and
+    // writes clear the window while this one waits, and a chunk looked up after a wait may be gone (issue 15).
+    const chunks: Array<Promise<Buffer> | undefined> = []
+    for (let c = first; c <= last; c++) chunks.push(this.ra.get(c))
     let copied = 0
-    for (let c = first; c <= last; c++) {
+    for (let i = 0; i < chunks.length; i++) {
+      const p = chunks[i]
+      if (p === undefined) break // past a known end of file, or evicted: read directly
       let data: Buffer
       try {
-        data = await this.ra.get(c)!
+        data = await p
       } catch {
-        data = Buffer.alloc(0)
-        this.invalidate()
+        // The fetch failed: forget that chunk (a later read fetches it again) and read directly.
+        const c = first + i
+        if (this.ra.get(c) === p) this.ra.delete(c)
+        break
       }
-      if (gen !== this.raGen) {
-        // Written meanwhile, or the prefetch failed: read the rest straight from the server.
-        return copied + await this.readDirect(target.subarray(copied), len - copied, position + copied)
-      }
-      const cStart = c * C
+      if (gen !== this.raGen) break // changed through fsx while we waited: these bytes may be older than the change
+      const cStart = (first + i) * C
       const from = Math.max(position, cStart) - cStart
       const to = Math.min(position + len, cStart + data.length) - cStart
       if (to > from) {
         data.copy(target, cStart + from - position, from, to)
         copied += to - from
       }
-      if (data.length < C) break // end of file
+      if (data.length < C) {
+        this.evictBefore(position + copied)
+        return copied // end of file
+      }
     }
-    const keepFrom = Math.floor((position + len) / C)
-    for (const k of this.ra.keys()) if (k < keepFrom) this.ra.delete(k)
+    if (copied < len) copied += await this.readDirect(target.subarray(copied), len - copied, position + copied)
+    this.evictBefore(position + copied)
     return copied
+  }
+
+  /** Drops the chunks that lie wholly before `end` (a read got that far; reads in progress hold their own). */
+  private evictBefore (end: number): void {
+    const keepFrom = Math.floor(end / READAHEAD_CHUNK)
+    for (const k of this.ra.keys()) if (k < keepFrom) this.ra.delete(k)
   }
 
   /** Requests the chunks [from, to) not yet requested (never past a known end of file). */
@@ -247,17 +287,15 @@ export class SftpFileHandle implements BackendFileHandle {
         if (n < C && gen === this.raGen) this.raEof = Math.min(this.raEof, c + 1)
         return n === C ? buf : buf.subarray(0, n)
       })()
-      p.catch(() => {}) // a failed prefetch is noticed (and read again) by the read that wants it
+      p.catch(() => {}) // a failed prefetch is noticed by the read that wants it, which reads that chunk directly
       this.ra.set(c, p)
     }
   }
 
   /** Drops the read-ahead window: the file changed (through this handle or another of the same path). */
   invalidate (): void {
-    if (this.ra.size > 0 || this.raEof !== Infinity) {
-      this.ra.clear()
-      this.raEof = Infinity
-    }
+    this.ra.clear()
+    this.raEof = Infinity
     this.raGen++
   }
 
@@ -393,6 +431,7 @@ export class SftpFileHandle implements BackendFileHandle {
   private async doClose (): Promise<void> {
     await this.drain()
     this.closed = true
+    this.invalidate()
     this.host.forget(this)
     const s = this.session
     const h = this.handle
