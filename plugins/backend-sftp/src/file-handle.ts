@@ -55,7 +55,8 @@ export const READAHEAD_MAX_CHUNKS = 16
  * file; past it the writer waits. The kernel sends a sequential writer's data 128 KiB at a time and waits for each
  * answer, so without this every 128 KiB costs a round trip. Reads, truncates, attribute changes, fsync and close
  * of the file (and stat/open/rename… of its path, see the backend) wait until the writes are answered; the first
- * failure is reported by the next write, fsync or close. Off with consistency=strong, and for appending writes.
+ * failure is reported by the next write, fsync or close, and until then reads of the file through any handle fail
+ * with EIO (never the file without that write). Off with consistency=strong, and for appending writes.
  */
 export const WRITE_BEHIND_BYTES = 4 * 1024 * 1024
 
@@ -75,6 +76,8 @@ export interface HandleHost {
   touched (p: string): void
   /** Waits for the write-behind writes of every open file at `p`. */
   drainPath (p: string): Promise<void>
+  /** The failure of a write-behind write to the file at `p` (through any handle) not yet reported to its writer. */
+  failedWrite (p: string): Error | undefined
   readonly stats: { reads: number, writes: number, bytesRead: number, bytesWritten: number, reopens: number, retries: number }
 }
 
@@ -209,8 +212,13 @@ export class SftpFileHandle implements BackendFileHandle {
     if (!this.flags.read && this.flags.write) throw this.host.error('EBADF', 'read', this.path, 'file not open for reading')
     const len = Math.min(length, target.length)
     if (len <= 0) return 0
-    // Written data (through this handle or another of the file) is answered before it is read back.
+    // Written data (through this handle or another of the file) is answered before it is read back, and a read
+    // never returns the file without a write that was acknowledged and then failed: EIO until the writer is told.
     await this.host.drainPath(this.path)
+    const failed = this.host.failedWrite(this.path)
+    if (failed !== undefined) {
+      throw this.host.error('EIO', 'read', this.path, `an earlier write to this file failed after it returned (${(failed as Error).message}); it is reported by the writer's next write, fsync or close`)
+    }
     const C = READAHEAD_CHUNK
     const hit = this.ra.has(Math.floor(position / C))
     // NB: the kernel's reads of a sequential stream arrive slightly out of order (several are in flight), so
@@ -377,6 +385,11 @@ export class SftpFileHandle implements BackendFileHandle {
   /** True while written data is still on its way to the server. */
   get busy (): boolean {
     return this.pending.size > 0
+  }
+
+  /** The failure of a write-behind write of this handle, not yet reported to the writer. */
+  get writeFailure (): Error | undefined {
+    return this.writeError
   }
 
   /** Waits until every write-behind write has been answered (errors stay recorded for the next call). */

@@ -269,6 +269,11 @@ export class SftpBackend implements Backend, HandleHost {
     if (waits !== undefined) await Promise.all(waits)
   }
 
+  failedWrite (p: string): Error | undefined {
+    for (const h of this.handles) if (h.path === p && h.writeFailure !== undefined) return h.writeFailure
+    return undefined
+  }
+
   private hasOpenHandle (p: string): boolean {
     for (const h of this.handles) if (h.path === p) return true
     return false
