@@ -11,7 +11,9 @@
  *   needed), and requests that were lost in flight are sent again: positional reads, writes, fsetstat and fsync are
  *   idempotent. Appending writes are not, and are never repeated.
  * - `path` is the backend path; the backend updates it when the file (or a parent) is renamed while open, so a
- *   reopen finds it under its new name.
+ *   reopen finds it under its new name. When the name is removed, or another file is renamed over it, through fsx,
+ *   the handle is detached: it keeps working on its session, but a reopen fails with ESTALE instead of opening
+ *   whatever has that name now (and the backend no longer counts it as a handle of that path).
  *
  * Invariant: a read issued after a write (or truncate, attribute change) through fsx returned never sees the bytes
  * from before it: the read-ahead window is dropped before and after each change, and reads wait for write-behind.
@@ -127,6 +129,8 @@ export class SftpFileHandle implements BackendFileHandle {
   private pendingBytes = 0
   private writeError?: Error
   private closing?: Promise<void>
+  /** Set when the name this handle was opened under was removed or replaced through fsx: never reopened by path. */
+  private detached = false
 
   constructor (
     private readonly host: HandleHost,
@@ -155,11 +159,30 @@ export class SftpFileHandle implements BackendFileHandle {
     this.host.stats.reopens++
   }
 
+  /** The backend path that names this handle's file now; undefined once detached (its name is gone). */
+  get livePath (): string | undefined {
+    return this.detached ? undefined : this.path
+  }
+
+  /** True when this handle is open on the file that backend path `p` names now. */
+  isAt (p: string): boolean {
+    return this.livePath === p
+  }
+
+  /**
+   * The file's name was removed, or another file renamed over it, through fsx: this handle still reaches the file
+   * on its session, but a reopen by path would find another file (or none), so it fails with ESTALE instead.
+   */
+  detach (): void {
+    this.detached = true
+  }
+
   /** The live session and server handle, reopening the file when its session died. */
   private async bind (deadline: number): Promise<[Session, Buffer]> {
     for (;;) {
       if (this.closed) throw this.host.error('EBADF', 'io', this.path, 'file is closed')
       if (this.session?.alive === true && this.handle !== undefined) return [this.session, this.handle]
+      if (this.detached) throw this.host.error('ESTALE', 'reopen', this.path, 'the connection was re-established, and the file\'s name was removed or replaced since it was opened')
       this.reopening ??= this.reopen(deadline).finally(() => { this.reopening = undefined })
       try {
         await this.reopening
