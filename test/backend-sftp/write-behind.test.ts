@@ -7,14 +7,14 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { sftpBackend, WRITE_BEHIND_BYTES, type SftpBackend } from '../../plugins/backend-sftp/dist/index.js'
+import { sftpBackend, WRITE_BEHIND_BYTES, type SftpBackend, type SftpFileHandle } from '../../plugins/backend-sftp/dist/index.js'
 import { fsxError } from '../../dist/errors.js'
 import { startSshd, sshdAvailable, type Sshd } from '../helpers/sshd.js'
 import { startDelayProxy } from '../helpers/delay-proxy.js'
 import { startCpuHog } from '../helpers/cpu-hog.js'
-import { scaled } from '../helpers/timing.js'
+import { scaled, waitUntil } from '../helpers/timing.js'
 
 const create = { read: true, write: true, create: true, exclusive: false, truncate: false, append: false }
 const K = 128 * 1024
@@ -78,6 +78,56 @@ if (sshdAvailable(t)) {
     }
     t.equal(b.counters().timeouts, 0, 'no request timed out')
     await h.sync()
+  })
+
+  t.test('a write, truncate, fsync or attribute change through one handle comes after the writes another handle returned from', async t => {
+    // Two handles of one file on two connections over a slow link: the server orders requests only within one
+    // connection, so an earlier write still queued on the other one would land after (exerciser seed 780326213:
+    // an ftruncate through h1 was undone by the write-behind of a write through another open of the file).
+    const link = await startDelayProxy(sshd.port, 1, { bytesPerSecond: 2 * 1024 * 1024 })
+    t.teardown(() => link.close())
+    const b = await backendFor(sshd, { sftpConnections: 2 }, link.port, await knownHostsFor(sshd, link.port, t.testdir()))
+    t.teardown(() => b.close())
+    await waitUntil(() => b.counters().connections === 2, { timeoutMs: 10_000, what: 'both SFTP connections' })
+    const big = (byte: number): Buffer => Buffer.alloc(2 * 1024 * 1024, byte)
+    const writeBig = async (h: { write: (o: number, d: Buffer) => Promise<number> }, data: Buffer): Promise<void> => {
+      for (let o = 0; o < data.length; o += K) await h.write(o, data.subarray(o, o + K))
+    }
+    const pair = async (name: string): Promise<[SftpFileHandle, SftpFileHandle]> => {
+      const first = await b.open(name, create, 0o644)
+      const second = await b.open(name, create, 0o644)
+      t.teardown(async () => { await first.close().catch(() => {}); await second.close().catch(() => {}) })
+      return [first, second]
+    }
+
+    let [h1, h2] = await pair('/order-truncate.bin')
+    await writeBig(h2, big(0xa1))
+    await h1.truncate(1000)
+    await h2.close()
+    await h1.close()
+    t.equal((await stat(path.join(sshd.dataDir, 'order-truncate.bin'))).size, 1000, 'truncate after another handle\'s writes: the truncated size')
+
+    ;[h1, h2] = await pair('/order-write.bin')
+    await writeBig(h2, big(0xa2))
+    await h1.write(0, Buffer.alloc(1000, 0xb2))
+    await h2.close()
+    await h1.close()
+    const written = await readFile(path.join(sshd.dataDir, 'order-write.bin'))
+    t.same(written.subarray(0, 1000), Buffer.alloc(1000, 0xb2), 'an overlapping write after another handle\'s: the later bytes')
+    t.same(written.subarray(1000), big(0xa2).subarray(1000), 'and the rest of the earlier write')
+
+    ;[h1, h2] = await pair('/order-fsync.bin')
+    await writeBig(h2, big(0xa3))
+    await h1.sync()
+    t.same(await readFile(path.join(sshd.dataDir, 'order-fsync.bin')), big(0xa3), 'fsync through another handle: the server has every byte')
+
+    ;[h1, h2] = await pair('/order-times.bin')
+    await writeBig(h2, big(0xa4))
+    const T = Date.UTC(2011, 2, 3, 4, 5, 6) / 1000
+    await h1.setAttrs({ atime: T, mtime: T })
+    await h2.close()
+    await h1.close()
+    t.equal((await stat(path.join(sshd.dataDir, 'order-times.bin'))).mtimeMs, T * 1000, 'times set through another handle stay')
   })
 
   t.test('a write that fails after it returned makes reads of the file fail, not return it without that write', async t => {

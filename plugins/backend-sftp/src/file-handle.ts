@@ -15,6 +15,17 @@
  *   the handle is detached: it keeps working on its session, but a reopen fails with ESTALE instead of opening
  *   whatever has that name now (and the backend no longer counts it as a handle of that path).
  *
+ * Write-behind invariants (`pending`, `writeError`; write, drain, drainFile):
+ * - A write-behind write is in `pending` from the moment write() is called until the server answered it (or it
+ *   failed for good); `busy` says so, and the backend's drainPath waits for it.
+ * - Ordered across handles: the server orders requests only within one connection, and two handles of a file may
+ *   be on two. So a write first waits for the writes other handles of the file have in flight; a truncate,
+ *   attribute change or fsync through a handle waits for the writes of every handle of the file; a read through any
+ *   handle waits for them too. Writes through one handle go out in order on its one session.
+ * - Never silently without a write: a write-behind failure is kept (`writeError`) and reported once, by the
+ *   handle's next write, truncate, attribute change, fsync or close; until then reads of the file through any handle
+ *   fail with EIO, and fsync through another handle too.
+ *
  * Invariant: a read issued after a write (or truncate, attribute change) through fsx returned never sees the bytes
  * from before it: the read-ahead window is dropped before and after each change, and reads wait for write-behind.
  *
@@ -78,6 +89,8 @@ export interface HandleHost {
   touched (p: string): void
   /** Waits for the write-behind writes of every open file at `p`. */
   drainPath (p: string): Promise<void>
+  /** Waits for the write-behind writes in flight now through the other handles of the file at `p`. */
+  drainOthers (p: string, self: SftpFileHandle): Promise<void>
   /** The failure of a write-behind write to the file at `p` (through any handle) not yet reported to its writer. */
   failedWrite (p: string): Error | undefined
   readonly stats: { reads: number, writes: number, bytesRead: number, bytesWritten: number, reopens: number, retries: number }
@@ -373,6 +386,9 @@ export class SftpFileHandle implements BackendFileHandle {
     if (!this.flags.write) throw this.host.error('EBADF', 'write', this.path, 'file not open for writing')
     this.throwWriteError()
     if (data.length === 0) return 0
+    // NB: writes through another handle of the file that returned before this one are answered first: in flight
+    // on another connection, they could land after this one and undo it (the server orders only one connection).
+    if (!this.detached) await this.host.drainOthers(this.path, this)
     // Appending writes land where the server says, so they are never in flight together (nor repeated).
     if (!this.host.writeBehind || this.flags.append) {
       await this.writeNow(offset, data)
@@ -420,6 +436,30 @@ export class SftpFileHandle implements BackendFileHandle {
     while (this.pending.size > 0) await Promise.all([...this.pending])
   }
 
+  /** Waits until the write-behind writes in flight now have been answered (not those sent meanwhile). */
+  async settled (): Promise<void> {
+    if (this.pending.size > 0) await Promise.all([...this.pending])
+  }
+
+  /**
+   * Waits for the writes of this file through every handle (a truncate, attribute change or fsync through one
+   * handle comes after what was written through the others, as on a local file), then throws this handle's own
+   * write failure, or EIO for another handle's that its writer has not been told yet.
+   */
+  private async drainFile (op: string): Promise<void> {
+    await this.drain()
+    if (this.detached) {
+      this.throwWriteError()
+      return
+    }
+    await this.host.drainPath(this.path)
+    this.throwWriteError()
+    const failed = this.host.failedWrite(this.path)
+    if (failed !== undefined) {
+      throw this.host.error('EIO', op, this.path, `a write to this file through another handle failed after it returned (${failed.message})`)
+    }
+  }
+
   /** Throws (once) the first error of a write-behind write. */
   private throwWriteError (): void {
     const err = this.writeError
@@ -430,8 +470,7 @@ export class SftpFileHandle implements BackendFileHandle {
 
   async truncate (size: number): Promise<void> {
     if (!this.flags.write) throw this.host.error('EBADF', 'truncate', this.path, 'file not open for writing')
-    await this.drain()
-    this.throwWriteError()
+    await this.drainFile('ftruncate')
     this.host.touched(this.path)
     await this.io<void>('ftruncate', true, (sftp, h, cb) => sftp.fsetstat(h, { size }, err => cb(err)))
       .finally(() => this.host.touched(this.path))
@@ -439,20 +478,19 @@ export class SftpFileHandle implements BackendFileHandle {
 
   /** Sets attributes through the handle (mode bits, owner, times in seconds), as fsetstat. */
   async setAttrs (attrs: { mode?: number, uid?: number, gid?: number, atime?: number, mtime?: number }): Promise<void> {
-    await this.drain()
-    this.throwWriteError()
+    await this.drainFile('fsetstat')
     this.host.touched(this.path)
     await this.io<void>('fsetstat', true, (sftp, h, cb) => sftp.fsetstat(h, attrs, err => cb(err)))
       .finally(() => this.host.touched(this.path))
   }
 
   /**
-   * Waits for every write to be answered (reporting the first failure of a write-behind write), then asks the
-   * server to fsync (fsync@openssh.com where offered; elsewhere an answered write is as durable as it gets).
+   * Waits for every write of the file, through any handle, to be answered (reporting the first failure of a
+   * write-behind write), then asks the server to fsync (fsync@openssh.com where offered; elsewhere an answered
+   * write is as durable as it gets).
    */
   async sync (): Promise<void> {
-    await this.drain()
-    this.throwWriteError()
+    await this.drainFile('fsync')
     const deadline = Date.now() + this.host.timeoutMs
     const [s] = await this.bind(deadline)
     if (!s.has('fsync@openssh.com')) return

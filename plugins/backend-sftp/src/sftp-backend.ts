@@ -284,6 +284,12 @@ export class SftpBackend implements Backend, HandleHost {
     if (waits !== undefined) await Promise.all(waits)
   }
 
+  async drainOthers (p: string, self: SftpFileHandle): Promise<void> {
+    let waits: Array<Promise<void>> | undefined
+    for (const h of this.handles) if (h !== self && h.busy && h.isAt(p)) (waits ??= []).push(h.settled())
+    if (waits !== undefined) await Promise.all(waits)
+  }
+
   failedWrite (p: string): Error | undefined {
     for (const h of this.handles) if (h.isAt(p) && h.writeFailure !== undefined) return h.writeFailure
     return undefined
