@@ -95,6 +95,22 @@ if (sshdAvailable(t)) {
     t.same(await readFile(file('gone')), Buffer.alloc(500, 0x22), 'the new file of that name is untouched')
   })
 
+  t.test('a handle of a replaced file still reads its own writes, not read-ahead from before them', async t => {
+    const b = await backendFor(sshd)
+    t.teardown(() => b.close())
+    const K = 128 * 1024
+    const data = Buffer.alloc(16 * K, 0x41)
+    await writeFile(file('wa'), data)
+    await writeFile(file('wb'), Buffer.alloc(100, 0x42))
+    const h = await b.open('/wa', rw, 0)
+    t.teardown(async () => { await h.close().catch(() => {}) })
+    await b.rename('/wb', '/wa')
+    for (let pos = 0; pos < 4 * K; pos += K) await h.read(pos, K) // the window now covers the next chunks
+    await h.write(5 * K, Buffer.alloc(K, 0x43))
+    t.same(await h.read(4 * K, 2 * K), Buffer.concat([Buffer.alloc(K, 0x41), Buffer.alloc(K, 0x43)]), 'the write is read back')
+    t.same(await readFile(file('wa')), Buffer.alloc(100, 0x42), 'the file now at the name is untouched')
+  })
+
   t.test('stat never answers from a listing that overlapped a rename of the name', async t => {
     const b = await backendFor(sshd)
     t.teardown(() => b.close())

@@ -250,10 +250,16 @@ export class SftpFileHandle implements BackendFileHandle {
     if (len <= 0) return 0
     // Written data (through this handle or another of the file) is answered before it is read back, and a read
     // never returns the file without a write that was acknowledged and then failed: EIO until the writer is told.
-    await this.host.drainPath(this.path)
-    const failed = this.host.failedWrite(this.path)
+    let failed: Error | undefined
+    if (this.detached) {
+      await this.drain()
+      failed = this.writeError
+    } else {
+      await this.host.drainPath(this.path)
+      failed = this.host.failedWrite(this.path)
+    }
     if (failed !== undefined) {
-      throw this.host.error('EIO', 'read', this.path, `an earlier write to this file failed after it returned (${(failed as Error).message}); it is reported by the writer's next write, fsync or close`)
+      throw this.host.error('EIO', 'read', this.path, `an earlier write to this file failed after it returned (${failed.message}); it is reported by the writer's next write, fsync or close`)
     }
     const C = READAHEAD_CHUNK
     const hit = this.ra.has(Math.floor(position / C))
@@ -336,6 +342,15 @@ export class SftpFileHandle implements BackendFileHandle {
     }
   }
 
+  /**
+   * This handle changes the file: what is remembered about it is dropped, here and (through the backend) for every
+   * handle and cached attribute of its path. A detached handle's file has no path any more: only its own window.
+   */
+  private changed (): void {
+    this.invalidate()
+    if (!this.detached) this.host.touched(this.path)
+  }
+
   /** Drops the read-ahead window: the file changed (through this handle or another of the same path). */
   invalidate (): void {
     this.ra.clear()
@@ -410,14 +425,14 @@ export class SftpFileHandle implements BackendFileHandle {
 
   /** Sends `data` at `offset`, split to the server's write limit, all pieces in flight at once. */
   private async writeNow (offset: number, data: Buffer): Promise<void> {
-    this.host.touched(this.path)
+    this.changed()
     const chunk = this.writeChunk
     const n = Math.ceil(data.length / chunk)
     await eachLimit(n, MAX_INFLIGHT, async i => {
       const o = i * chunk
       const len = Math.min(chunk, data.length - o)
       await this.io<void>('write', !this.flags.append, (sftp, h, cb) => sftp.write(h, data, o, len, offset + o, err => cb(err)))
-    }).finally(() => this.host.touched(this.path))
+    }).finally(() => this.changed())
     this.count(0, data.length)
   }
 
@@ -471,17 +486,17 @@ export class SftpFileHandle implements BackendFileHandle {
   async truncate (size: number): Promise<void> {
     if (!this.flags.write) throw this.host.error('EBADF', 'truncate', this.path, 'file not open for writing')
     await this.drainFile('ftruncate')
-    this.host.touched(this.path)
+    this.changed()
     await this.io<void>('ftruncate', true, (sftp, h, cb) => sftp.fsetstat(h, { size }, err => cb(err)))
-      .finally(() => this.host.touched(this.path))
+      .finally(() => this.changed())
   }
 
   /** Sets attributes through the handle (mode bits, owner, times in seconds), as fsetstat. */
   async setAttrs (attrs: { mode?: number, uid?: number, gid?: number, atime?: number, mtime?: number }): Promise<void> {
     await this.drainFile('fsetstat')
-    this.host.touched(this.path)
+    this.changed()
     await this.io<void>('fsetstat', true, (sftp, h, cb) => sftp.fsetstat(h, attrs, err => cb(err)))
-      .finally(() => this.host.touched(this.path))
+      .finally(() => this.changed())
   }
 
   /**
