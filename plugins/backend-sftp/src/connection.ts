@@ -8,9 +8,13 @@
  *   flight) is what makes SFTP fast and the wrapper's path-level API cannot express it.
  * - TCP_NODELAY is set as soon as the socket connects: without it each small request waits for Nagle + delayed ACK
  *   (~40 ms per operation, measured).
- * - Every request has a deadline. A request unanswered by then fails (kind `timeout`) and its session is declared
- *   dead: a link that swallows one request is not trusted with the next. Requests in flight on a session that dies
- *   fail at once (kind `lost`), so callers may retry idempotent ones on another session.
+ * - Every request has a deadline, counted from when the session last answered anything: a request fails (kind
+ *   `timeout`) once its session has answered nothing for `timeoutMs` while it waited, and that session is declared
+ *   dead (a link that swallows requests is not trusted with the next). NB: not from when the request was sent: the
+ *   server answers in order, and a request queued behind megabytes of pipelined writes on a busy machine waits for
+ *   them (issue 13 item 8: write-behind writes timed out under load and readers saw the file without them). A hard
+ *   cap (QUEUED_MAX_FACTOR × timeoutMs) still bounds every request. Requests in flight on a session that dies fail
+ *   at once (kind `lost`), so callers may retry idempotent ones on another session.
  * - SSH keepalives (ssh2's keepaliveInterval/CountMax) notice a silent dead link even when nothing is in flight.
  * - The pool reconnects a dead slot at once, then with exponential backoff (100 ms doubling to 5 s). A slot that
  *   keeps failing while nobody waits stops trying and resumes when the next operation asks for a connection.
@@ -42,6 +46,11 @@ export const FALLBACK_IO_BYTES = 32 * 1024
 /** First reconnect backoff and its ceiling. */
 const BACKOFF_FIRST_MS = 100
 const BACKOFF_MAX_MS = 5_000
+/**
+ * A request answered in order behind others may wait this many deadlines in all while its session keeps answering
+ * the ones ahead of it (a liveness deadline alone would let a server that skips one request hold it forever).
+ */
+const QUEUED_MAX_FACTOR = 8
 /** Consecutive failures after which an idle slot stops trying until an operation needs it. */
 const IDLE_GIVE_UP = 5
 /** Smallest gap between two connection attempts of one slot, even when operations are waiting. */
@@ -50,6 +59,8 @@ const MIN_RETRY_GAP_MS = 250
 /** One live SSH connection with its SFTP channel. */
 export class Session {
   alive = true
+  /** When the server last answered a request on this session (ms since the epoch; 0: never). */
+  lastAnswerMs = 0
   /** Reject functions of the requests in flight; all called when the session dies. */
   readonly inflight = new Set<(err: Error) => void>()
   private readonly deadHooks: Array<() => void> = []
@@ -102,7 +113,8 @@ export class Session {
 
 /**
  * Sends one request on `s` and settles with the first value its callback gets, or rejects: with the server's status
- * error (ssh2's Error with a numeric `code`), or a TransportError (`timeout` after `timeoutMs`, `lost` if the
+ * error (ssh2's Error with a numeric `code`), or a TransportError (`timeout` once the session has answered nothing
+ * for `timeoutMs` while this request waited, or it waited QUEUED_MAX_FACTOR × `timeoutMs` in all; `lost` if the
  * session dies first). A timeout kills the session.
  */
 export function request<T> (s: Session, timeoutMs: number, what: string, fn: (sftp: SFTPWrapper, cb: (err?: Error | null, value?: any) => void) => void): Promise<T> {
@@ -121,10 +133,20 @@ export function request<T> (s: Session, timeoutMs: number, what: string, fn: (sf
       else resolve(value as T)
     }
     const onLost = (err: Error): void => finish(err)
-    const timer = setTimeout(() => {
+    const sentMs = Date.now()
+    const limit = Math.max(1, timeoutMs)
+    const check = (): void => {
+      const now = Date.now()
+      const quiet = now - Math.max(sentMs, s.lastAnswerMs)
+      if (quiet < limit && now - sentMs < limit * QUEUED_MAX_FACTOR) {
+        // The server answered requests sent before this one meanwhile: it is working through the queue.
+        timer = setTimeout(check, Math.max(1, Math.min(limit - quiet, sentMs + limit * QUEUED_MAX_FACTOR - now)))
+        return
+      }
       finish(new TransportError('timeout', `${what}: no answer from ${s.where} within ${Math.round(timeoutMs / 100) / 10}s`))
       s.kill('a request timed out')
-    }, Math.max(1, timeoutMs))
+    }
+    let timer = setTimeout(check, limit)
     s.inflight.add(onLost)
     try {
       fn(s.sftp, (err, value) => {
@@ -134,6 +156,7 @@ export function request<T> (s: Session, timeoutMs: number, what: string, fn: (sf
           s.kill(err.message)
           return
         }
+        s.lastAnswerMs = Date.now()
         finish(err ?? undefined, value)
       })
     } catch (err) {

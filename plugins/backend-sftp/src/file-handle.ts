@@ -11,10 +11,40 @@
  *   needed), and requests that were lost in flight are sent again: positional reads, writes, fsetstat and fsync are
  *   idempotent. Appending writes are not, and are never repeated.
  * - `path` is the backend path; the backend updates it when the file (or a parent) is renamed while open, so a
- *   reopen finds it under its new name.
+ *   reopen finds it under its new name. When the name is removed, or another file is renamed over it, through fsx,
+ *   the handle is detached: it keeps working on its session, but a reopen fails with ESTALE instead of opening
+ *   whatever has that name now (and the backend no longer counts it as a handle of that path).
+ *
+ * Write-behind invariants (`pending`, `writeError`; write, drain, drainFile):
+ * - A write-behind write is in `pending` from the moment write() is called until the server answered it (or it
+ *   failed for good); `busy` says so, and the backend's drainPath waits for it.
+ * - Ordered across handles: the server orders requests only within one connection, and two handles of a file may
+ *   be on two. So a write first waits for the writes other handles of the file have in flight; a truncate,
+ *   attribute change or fsync through a handle waits for the writes of every handle of the file; a read through any
+ *   handle waits for them too. Writes through one handle go out in order on its one session.
+ * - Never silently without a write: a write-behind failure is kept (`writeError`) and reported once, by the
+ *   handle's next write, truncate, attribute change, fsync or close; until then reads of the file through any handle
+ *   fail with EIO, and fsync through another handle too.
  *
  * Invariant: a read issued after a write (or truncate, attribute change) through fsx returned never sees the bytes
  * from before it: the read-ahead window is dropped before and after each change, and reads wait for write-behind.
+ *
+ * Read-ahead invariants (`ra`, `raGen`, `raEof`; readAhead, prefetch, invalidate):
+ * - Fresh: every chunk in the window was requested after the last change to the file made through fsx began;
+ *   `invalidate()` empties the window and bumps `raGen`, and every change calls it before it is sent and after it is
+ *   answered (through the backend's `touched`, for every handle of the path).
+ * - Checked after waiting: a read remembers `raGen` when it starts and uses a chunk only if `raGen` is unchanged once
+ *   the chunk has arrived; otherwise it reads the rest straight from the server.
+ * - Taken, not looked up: a read takes the promises of all the chunks it needs synchronously when it starts. Other
+ *   reads evict chunks behind them and invalidations clear the window while it waits; neither can take a chunk away
+ *   from a read in progress (a lookup after a wait found nothing, issue 15).
+ * - Total: a chunk a read cannot serve (not in the window: evicted, or past a known end; its fetch failed; stale) is
+ *   read directly, so read-ahead never fails a read on its own account: the only errors a read returns are the
+ *   server's, from a direct read.
+ * - End of file: a chunk shorter than READAHEAD_CHUNK ends the file as of its fetch; no chunk past it is requested
+ *   (`raEof`) until the next invalidation. A prefetch answered after an invalidation never sets `raEof`.
+ * - Bounded: at most READAHEAD_MAX_CHUNKS chunks past the read that asked for them; a read drops the chunks wholly
+ *   before its end; close drops the window.
  */
 import type { SFTPWrapper } from 'ssh2'
 import type { BackendFileHandle, OpenFlags } from '../../../src/backend/types.js'
@@ -38,7 +68,8 @@ export const READAHEAD_MAX_CHUNKS = 16
  * file; past it the writer waits. The kernel sends a sequential writer's data 128 KiB at a time and waits for each
  * answer, so without this every 128 KiB costs a round trip. Reads, truncates, attribute changes, fsync and close
  * of the file (and stat/open/rename… of its path, see the backend) wait until the writes are answered; the first
- * failure is reported by the next write, fsync or close. Off with consistency=strong, and for appending writes.
+ * failure is reported by the next write, fsync or close, and until then reads of the file through any handle fail
+ * with EIO (never the file without that write). Off with consistency=strong, and for appending writes.
  */
 export const WRITE_BEHIND_BYTES = 4 * 1024 * 1024
 
@@ -58,6 +89,10 @@ export interface HandleHost {
   touched (p: string): void
   /** Waits for the write-behind writes of every open file at `p`. */
   drainPath (p: string): Promise<void>
+  /** Waits for the write-behind writes in flight now through the other handles of the file at `p`. */
+  drainOthers (p: string, self: SftpFileHandle): Promise<void>
+  /** The failure of a write-behind write to the file at `p` (through any handle) not yet reported to its writer. */
+  failedWrite (p: string): Error | undefined
   readonly stats: { reads: number, writes: number, bytesRead: number, bytesWritten: number, reopens: number, retries: number }
 }
 
@@ -107,6 +142,8 @@ export class SftpFileHandle implements BackendFileHandle {
   private pendingBytes = 0
   private writeError?: Error
   private closing?: Promise<void>
+  /** Set when the name this handle was opened under was removed or replaced through fsx: never reopened by path. */
+  private detached = false
 
   constructor (
     private readonly host: HandleHost,
@@ -135,11 +172,30 @@ export class SftpFileHandle implements BackendFileHandle {
     this.host.stats.reopens++
   }
 
+  /** The backend path that names this handle's file now; undefined once detached (its name is gone). */
+  get livePath (): string | undefined {
+    return this.detached ? undefined : this.path
+  }
+
+  /** True when this handle is open on the file that backend path `p` names now. */
+  isAt (p: string): boolean {
+    return this.livePath === p
+  }
+
+  /**
+   * The file's name was removed, or another file renamed over it, through fsx: this handle still reaches the file
+   * on its session, but a reopen by path would find another file (or none), so it fails with ESTALE instead.
+   */
+  detach (): void {
+    this.detached = true
+  }
+
   /** The live session and server handle, reopening the file when its session died. */
   private async bind (deadline: number): Promise<[Session, Buffer]> {
     for (;;) {
       if (this.closed) throw this.host.error('EBADF', 'io', this.path, 'file is closed')
       if (this.session?.alive === true && this.handle !== undefined) return [this.session, this.handle]
+      if (this.detached) throw this.host.error('ESTALE', 'reopen', this.path, 'the connection was re-established, and the file\'s name was removed or replaced since it was opened')
       this.reopening ??= this.reopen(deadline).finally(() => { this.reopening = undefined })
       try {
         await this.reopening
@@ -158,7 +214,12 @@ export class SftpFileHandle implements BackendFileHandle {
     for (;;) {
       const [s, h] = await this.bind(deadline)
       try {
-        return await this.host.req<T>(s, op, (sftp, cb) => fn(sftp, h, cb))
+        return await this.host.req<T>(s, op, (sftp, cb) => {
+          // NB: checked again as the request goes out: the server reuses handle strings, so a request sent after
+          // our CLOSE could land on another file opened meanwhile.
+          if (this.closed) throw this.host.error('EBADF', op, this.path, 'file is closed')
+          fn(sftp, h, cb)
+        })
       } catch (err) {
         if (isTransportError(err) && err.kind === 'lost' && idempotent && !this.closed && Date.now() < deadline) {
           this.host.stats.retries++
@@ -187,8 +248,19 @@ export class SftpFileHandle implements BackendFileHandle {
     if (!this.flags.read && this.flags.write) throw this.host.error('EBADF', 'read', this.path, 'file not open for reading')
     const len = Math.min(length, target.length)
     if (len <= 0) return 0
-    // Written data (through this handle or another of the file) is answered before it is read back.
-    await this.host.drainPath(this.path)
+    // Written data (through this handle or another of the file) is answered before it is read back, and a read
+    // never returns the file without a write that was acknowledged and then failed: EIO until the writer is told.
+    let failed: Error | undefined
+    if (this.detached) {
+      await this.drain()
+      failed = this.writeError
+    } else {
+      await this.host.drainPath(this.path)
+      failed = this.host.failedWrite(this.path)
+    }
+    if (failed !== undefined) {
+      throw this.host.error('EIO', 'read', this.path, `an earlier write to this file failed after it returned (${failed.message}); it is reported by the writer's next write, fsync or close`)
+    }
     const C = READAHEAD_CHUNK
     const hit = this.ra.has(Math.floor(position / C))
     // NB: the kernel's reads of a sequential stream arrive slightly out of order (several are in flight), so
@@ -201,38 +273,56 @@ export class SftpFileHandle implements BackendFileHandle {
     return await this.readAhead(target, len, position)
   }
 
-  /** Serves a read from the read-ahead window, extending the window past it. */
+  /**
+   * Serves a read from the read-ahead window, extending the window past it. Never fails on its own account: a chunk
+   * it cannot serve (not in the window, its fetch failed, or the file changed through fsx meanwhile) is read directly,
+   * so the only errors a read sees are those of the server.
+   */
   private async readAhead (target: Buffer, len: number, position: number): Promise<number> {
     const C = READAHEAD_CHUNK
     const first = Math.floor(position / C)
     const last = Math.floor((position + len - 1) / C)
     this.prefetch(first, last + 1 + Math.min(READAHEAD_MAX_CHUNKS, 2 ** Math.min(this.seq, 4)))
     const gen = this.raGen
+    // NB: take every chunk this read needs now, before the first wait: other reads evict chunks behind them and
+    // writes clear the window while this one waits, and a chunk looked up after a wait may be gone (issue 15).
+    const chunks: Array<Promise<Buffer> | undefined> = []
+    for (let c = first; c <= last; c++) chunks.push(this.ra.get(c))
     let copied = 0
-    for (let c = first; c <= last; c++) {
+    for (let i = 0; i < chunks.length; i++) {
+      const p = chunks[i]
+      if (p === undefined) break // past a known end of file, or evicted: read directly
       let data: Buffer
       try {
-        data = await this.ra.get(c)!
+        data = await p
       } catch {
-        data = Buffer.alloc(0)
-        this.invalidate()
+        // The fetch failed: forget that chunk (a later read fetches it again) and read directly.
+        const c = first + i
+        if (this.ra.get(c) === p) this.ra.delete(c)
+        break
       }
-      if (gen !== this.raGen) {
-        // Written meanwhile, or the prefetch failed: read the rest straight from the server.
-        return copied + await this.readDirect(target.subarray(copied), len - copied, position + copied)
-      }
-      const cStart = c * C
+      if (gen !== this.raGen) break // changed through fsx while we waited: these bytes may be older than the change
+      const cStart = (first + i) * C
       const from = Math.max(position, cStart) - cStart
       const to = Math.min(position + len, cStart + data.length) - cStart
       if (to > from) {
         data.copy(target, cStart + from - position, from, to)
         copied += to - from
       }
-      if (data.length < C) break // end of file
+      if (data.length < C) {
+        this.evictBefore(position + copied)
+        return copied // end of file
+      }
     }
-    const keepFrom = Math.floor((position + len) / C)
-    for (const k of this.ra.keys()) if (k < keepFrom) this.ra.delete(k)
+    if (copied < len) copied += await this.readDirect(target.subarray(copied), len - copied, position + copied)
+    this.evictBefore(position + copied)
     return copied
+  }
+
+  /** Drops the chunks that lie wholly before `end` (a read got that far; reads in progress hold their own). */
+  private evictBefore (end: number): void {
+    const keepFrom = Math.floor(end / READAHEAD_CHUNK)
+    for (const k of this.ra.keys()) if (k < keepFrom) this.ra.delete(k)
   }
 
   /** Requests the chunks [from, to) not yet requested (never past a known end of file). */
@@ -247,17 +337,24 @@ export class SftpFileHandle implements BackendFileHandle {
         if (n < C && gen === this.raGen) this.raEof = Math.min(this.raEof, c + 1)
         return n === C ? buf : buf.subarray(0, n)
       })()
-      p.catch(() => {}) // a failed prefetch is noticed (and read again) by the read that wants it
+      p.catch(() => {}) // a failed prefetch is noticed by the read that wants it, which reads that chunk directly
       this.ra.set(c, p)
     }
   }
 
+  /**
+   * This handle changes the file: what is remembered about it is dropped, here and (through the backend) for every
+   * handle and cached attribute of its path. A detached handle's file has no path any more: only its own window.
+   */
+  private changed (): void {
+    this.invalidate()
+    if (!this.detached) this.host.touched(this.path)
+  }
+
   /** Drops the read-ahead window: the file changed (through this handle or another of the same path). */
   invalidate (): void {
-    if (this.ra.size > 0 || this.raEof !== Infinity) {
-      this.ra.clear()
-      this.raEof = Infinity
-    }
+    this.ra.clear()
+    this.raEof = Infinity
     this.raGen++
   }
 
@@ -304,6 +401,9 @@ export class SftpFileHandle implements BackendFileHandle {
     if (!this.flags.write) throw this.host.error('EBADF', 'write', this.path, 'file not open for writing')
     this.throwWriteError()
     if (data.length === 0) return 0
+    // NB: writes through another handle of the file that returned before this one are answered first: in flight
+    // on another connection, they could land after this one and undo it (the server orders only one connection).
+    if (!this.detached) await this.host.drainOthers(this.path, this)
     // Appending writes land where the server says, so they are never in flight together (nor repeated).
     if (!this.host.writeBehind || this.flags.append) {
       await this.writeNow(offset, data)
@@ -325,14 +425,14 @@ export class SftpFileHandle implements BackendFileHandle {
 
   /** Sends `data` at `offset`, split to the server's write limit, all pieces in flight at once. */
   private async writeNow (offset: number, data: Buffer): Promise<void> {
-    this.host.touched(this.path)
+    this.changed()
     const chunk = this.writeChunk
     const n = Math.ceil(data.length / chunk)
     await eachLimit(n, MAX_INFLIGHT, async i => {
       const o = i * chunk
       const len = Math.min(chunk, data.length - o)
       await this.io<void>('write', !this.flags.append, (sftp, h, cb) => sftp.write(h, data, o, len, offset + o, err => cb(err)))
-    }).finally(() => this.host.touched(this.path))
+    }).finally(() => this.changed())
     this.count(0, data.length)
   }
 
@@ -341,9 +441,38 @@ export class SftpFileHandle implements BackendFileHandle {
     return this.pending.size > 0
   }
 
+  /** The failure of a write-behind write of this handle, not yet reported to the writer. */
+  get writeFailure (): Error | undefined {
+    return this.writeError
+  }
+
   /** Waits until every write-behind write has been answered (errors stay recorded for the next call). */
   async drain (): Promise<void> {
     while (this.pending.size > 0) await Promise.all([...this.pending])
+  }
+
+  /** Waits until the write-behind writes in flight now have been answered (not those sent meanwhile). */
+  async settled (): Promise<void> {
+    if (this.pending.size > 0) await Promise.all([...this.pending])
+  }
+
+  /**
+   * Waits for the writes of this file through every handle (a truncate, attribute change or fsync through one
+   * handle comes after what was written through the others, as on a local file), then throws this handle's own
+   * write failure, or EIO for another handle's that its writer has not been told yet.
+   */
+  private async drainFile (op: string): Promise<void> {
+    await this.drain()
+    if (this.detached) {
+      this.throwWriteError()
+      return
+    }
+    await this.host.drainPath(this.path)
+    this.throwWriteError()
+    const failed = this.host.failedWrite(this.path)
+    if (failed !== undefined) {
+      throw this.host.error('EIO', op, this.path, `a write to this file through another handle failed after it returned (${failed.message})`)
+    }
   }
 
   /** Throws (once) the first error of a write-behind write. */
@@ -356,29 +485,27 @@ export class SftpFileHandle implements BackendFileHandle {
 
   async truncate (size: number): Promise<void> {
     if (!this.flags.write) throw this.host.error('EBADF', 'truncate', this.path, 'file not open for writing')
-    await this.drain()
-    this.throwWriteError()
-    this.host.touched(this.path)
+    await this.drainFile('ftruncate')
+    this.changed()
     await this.io<void>('ftruncate', true, (sftp, h, cb) => sftp.fsetstat(h, { size }, err => cb(err)))
-      .finally(() => this.host.touched(this.path))
+      .finally(() => this.changed())
   }
 
   /** Sets attributes through the handle (mode bits, owner, times in seconds), as fsetstat. */
   async setAttrs (attrs: { mode?: number, uid?: number, gid?: number, atime?: number, mtime?: number }): Promise<void> {
-    await this.drain()
-    this.throwWriteError()
-    this.host.touched(this.path)
+    await this.drainFile('fsetstat')
+    this.changed()
     await this.io<void>('fsetstat', true, (sftp, h, cb) => sftp.fsetstat(h, attrs, err => cb(err)))
-      .finally(() => this.host.touched(this.path))
+      .finally(() => this.changed())
   }
 
   /**
-   * Waits for every write to be answered (reporting the first failure of a write-behind write), then asks the
-   * server to fsync (fsync@openssh.com where offered; elsewhere an answered write is as durable as it gets).
+   * Waits for every write of the file, through any handle, to be answered (reporting the first failure of a
+   * write-behind write), then asks the server to fsync (fsync@openssh.com where offered; elsewhere an answered
+   * write is as durable as it gets).
    */
   async sync (): Promise<void> {
-    await this.drain()
-    this.throwWriteError()
+    await this.drainFile('fsync')
     const deadline = Date.now() + this.host.timeoutMs
     const [s] = await this.bind(deadline)
     if (!s.has('fsync@openssh.com')) return
@@ -393,6 +520,7 @@ export class SftpFileHandle implements BackendFileHandle {
   private async doClose (): Promise<void> {
     await this.drain()
     this.closed = true
+    this.invalidate()
     this.host.forget(this)
     const s = this.session
     const h = this.handle

@@ -12,7 +12,7 @@ import { SftpBackend } from './sftp-backend.js'
 import { parseSftpSource } from './source.js'
 
 export { SftpBackend, toStat, nlinkFromLongname } from './sftp-backend.js'
-export { SftpFileHandle, MAX_INFLIGHT, READAHEAD_CHUNK, READAHEAD_AFTER, READAHEAD_MAX_CHUNKS } from './file-handle.js'
+export { SftpFileHandle, MAX_INFLIGHT, READAHEAD_CHUNK, READAHEAD_AFTER, READAHEAD_MAX_CHUNKS, WRITE_BEHIND_BYTES } from './file-handle.js'
 export { Pool, Session, TransportError, request } from './connection.js'
 export { SFTP_OPTIONS, sftpSettings, type SftpSettings, DEFAULT_TIMEOUT_MS, DEFAULT_CONNECTIONS, DEFAULT_KEEPALIVE_MS } from './options.js'
 export { parseSftpSource, describeTarget, hostKeyName, type SftpTarget } from './source.js'

@@ -12,9 +12,14 @@
  *   its outcome is unknown.
  * - Errors leave here as errno errors made by `kit.fsxError` (see `fail`): SFTP status codes are translated, and
  *   where OpenSSH folds several errnos into one code, a follow-up lstat tells them apart.
- * - Attributes that come with a listing answer `stat` for LISTING_TTL_MS (not with consistency=strong); every change
- *   made through this backend forgets the paths it touches (`touched`). Path operations first wait for the
- *   write-behind writes of open files at that path (`drainPath`), so stat sizes, utimens and renames see them.
+ * - Attributes that come with a listing answer `stat` for `listingTtlMs` (not with consistency=strong); every change
+ *   made through this backend forgets the paths it touches (`touched`), before it is sent and again once answered,
+ *   and a listing that was in flight while a name of it was touched does not keep that name's attributes (they may
+ *   be from before the change). Path operations first wait for the write-behind writes of open files at that path
+ *   (`drainPath`), so stat sizes, utimens and renames see them; reads wait for them too (file-handle.ts).
+ * - Open files follow renames: a rename gives the handles under `from` their new paths. Handles of a file whose
+ *   name is removed or replaced (by rename or a whole-object write) are detached: they keep reaching that file on
+ *   their session, but never reopen the name after a reconnect (ESTALE), and no longer count as handles of it.
  * - Stat: SFTP v3 has no nlink, ctime or inode. nlink is 1, except for files seen with more links (in a listing,
  *   whose long names carry the count, or made by `link`): their stat reads the count from the parent's listing.
  *   Times are whole seconds; ctime is mtime.
@@ -128,6 +133,15 @@ export class SftpBackend implements Backend, HandleHost {
    */
   private readonly listed = new Map<string, { st: Stat, until: number }>()
   private readonly listingTtlMs: number
+  /**
+   * Guards `listed` against listings that overlap a change: `touched` counts changes (`touchSeq`); while listings
+   * are in flight it records the count per path touched, and the last subtree change's count. A listing stores a
+   * name's attributes only if neither its path nor a subtree was touched since the listing began.
+   */
+  private touchSeq = 0
+  private treeTouchSeq = 0
+  private listingsInFlight = 0
+  private readonly touchedDuringListing = new Map<string, number>()
   private readonly useLsetstat: boolean
 
   constructor (
@@ -280,24 +294,54 @@ export class SftpBackend implements Backend, HandleHost {
     let waits: Array<Promise<void>> | undefined
     const prefix = p === '/' ? '/' : p + '/'
     for (const h of this.handles) {
-      if (!h.busy) continue
-      const hit = h.path === p ||
-        (how === 'subtree' && h.path.startsWith(prefix)) ||
-        (how === 'children' && parentOf(h.path) === p)
+      const q = h.livePath
+      if (!h.busy || q === undefined) continue
+      const hit = q === p ||
+        (how === 'subtree' && q.startsWith(prefix)) ||
+        (how === 'children' && parentOf(q) === p)
       if (hit) (waits ??= []).push(h.drain())
     }
     if (waits !== undefined) await Promise.all(waits)
   }
 
+  async drainOthers (p: string, self: SftpFileHandle): Promise<void> {
+    let waits: Array<Promise<void>> | undefined
+    for (const h of this.handles) if (h !== self && h.busy && h.isAt(p)) (waits ??= []).push(h.settled())
+    if (waits !== undefined) await Promise.all(waits)
+  }
+
+  failedWrite (p: string): Error | undefined {
+    for (const h of this.handles) if (h.isAt(p) && h.writeFailure !== undefined) return h.writeFailure
+    return undefined
+  }
+
   private hasOpenHandle (p: string): boolean {
-    for (const h of this.handles) if (h.path === p) return true
+    for (const h of this.handles) if (h.isAt(p)) return true
     return false
   }
 
-  /** Forgets what is remembered about `p` (and, with `subtree`, everything below it): it changed through us. */
+  /** The file at `p` was removed or replaced through us: its open handles must never reopen `p`. */
+  private detachAt (p: string): void {
+    for (const h of this.handles) if (h.isAt(p)) h.detach()
+  }
+
+  /**
+   * Forgets what is remembered about `p` (and, with `subtree`, everything below it): it changed through us. Changes
+   * call it before they are sent and again once answered, so a listing that overlaps one never stores what it saw.
+   */
   touched (p: string, subtree = false): void {
+    this.touchSeq++
+    if (subtree) this.treeTouchSeq = this.touchSeq
+    else if (this.listingsInFlight > 0) {
+      if (this.touchedDuringListing.size >= MEMORY_MAX) {
+        this.touchedDuringListing.clear()
+        this.treeTouchSeq = this.touchSeq
+      } else {
+        this.touchedDuringListing.set(p, this.touchSeq)
+      }
+    }
     this.listed.delete(p)
-    for (const h of this.handles) if (h.path === p) h.invalidate()
+    for (const h of this.handles) if (h.isAt(p)) h.invalidate()
     if (!subtree) return
     const prefix = p === '/' ? '/' : p + '/'
     for (const m of [this.listed, this.knownDirs]) {
@@ -510,26 +554,34 @@ export class SftpBackend implements Backend, HandleHost {
   async list (p: string): Promise<DirEntry[]> {
     await this.drainPath(p, 'children')
     let entries
+    const began = this.touchSeq
+    this.listingsInFlight++
     try {
       entries = await this.readDir(p)
     } catch (err) {
       throw await this.fail('list', p, err)
+    } finally {
+      this.listingsInFlight--
     }
+    // NB: a name changed through us while the listing was in flight may be listed as it was before the change.
+    const changed = (child: string): boolean => this.treeTouchSeq > began || (this.touchedDuringListing.get(child) ?? -1) > began
     this.markDir(p)
     const base = p === '/' ? '' : p
     const until = Date.now() + this.listingTtlMs
     if (this.listingTtlMs > 0 && this.listed.size + entries.length > MEMORY_MAX * 4) this.listed.clear()
     // NB: ssh2 decodes names as UTF-8; a name that is not becomes U+FFFD and could not be addressed (or two
     // such names would show as one): they are left out.
-    return entries.filter(e => !e.filename.includes('\uFFFD')).map(e => {
+    const out = entries.filter(e => !e.filename.includes('\uFFFD')).map(e => {
       const nlink = nlinkFromLongname(e.longname)
       const st = toStat(e.attrs, nlink)
       const child = `${base}/${e.filename}`
-      if (this.listingTtlMs > 0 && !this.hasOpenHandle(child)) this.listed.set(child, { st: { ...st }, until })
+      if (this.listingTtlMs > 0 && !this.hasOpenHandle(child) && !changed(child)) this.listed.set(child, { st: { ...st }, until })
       if (st.kind === 'dir') this.markDir(child)
       else if (st.kind === 'file') this.noteLinks(child, nlink)
       return { name: e.filename, stat: st }
     })
+    if (this.listingsInFlight === 0) this.touchedDuringListing.clear()
+    return out
   }
 
   async statfs (p: string): Promise<StatFs> {
@@ -635,8 +687,13 @@ export class SftpBackend implements Backend, HandleHost {
       await h.sync()
       await h.close()
       this.touched(p)
-      await this.renameRaw(tmp, p)
+      try {
+        await this.renameRaw(tmp, p)
+      } finally {
+        this.touched(p)
+      }
       renamed = true
+      this.detachAt(p)
       this.noteLinks(p, 1)
     } finally {
       if (!renamed) {
@@ -687,7 +744,12 @@ export class SftpBackend implements Backend, HandleHost {
     if (p === '/') throw this.error('EISDIR', 'remove', p, MESSAGES.EISDIR)
     await this.drainPath(p)
     this.touched(p)
-    await this.one<void>('remove', p, false, (sftp, cb) => sftp.unlink(full, cb))
+    try {
+      await this.one<void>('remove', p, false, (sftp, cb) => sftp.unlink(full, cb))
+    } finally {
+      this.touched(p)
+    }
+    this.detachAt(p)
     this.multiLinked.delete(p)
   }
 
@@ -703,7 +765,11 @@ export class SftpBackend implements Backend, HandleHost {
     const full = this.absPath(p, 'rmdir')
     if (p === '/') throw this.error('EBUSY', 'rmdir', p, MESSAGES.EBUSY)
     this.touched(p, true)
-    await this.one<void>('rmdir', p, false, (sftp, cb) => sftp.rmdir(full, cb))
+    try {
+      await this.one<void>('rmdir', p, false, (sftp, cb) => sftp.rmdir(full, cb))
+    } finally {
+      this.touched(p, true)
+    }
   }
 
   private async renameRaw (from: string, to: string): Promise<void> {
@@ -726,11 +792,22 @@ export class SftpBackend implements Backend, HandleHost {
     await Promise.all([this.drainPath(from, 'subtree'), this.drainPath(to, 'subtree')])
     this.touched(from, true)
     this.touched(to, true)
-    await this.renameRaw(from, to)
+    try {
+      await this.renameRaw(from, to)
+    } finally {
+      // Again once answered: a listing or stat that overlapped the rename may have seen either side of it.
+      this.touched(from, true)
+      this.touched(to, true)
+    }
+    if (from === to) return
+    // Handles of the file that was at `to` (replaced) keep reaching it, but must never reopen `to`: detached first,
+    // then the handles under `from` take their new paths.
+    this.detachAt(to)
     const moved = (q: string): string | undefined =>
       q === from ? to : q.startsWith(from + '/') ? to + q.slice(from.length) : undefined
     for (const h of this.handles) {
-      const np = moved(h.path)
+      const q = h.livePath
+      const np = q === undefined ? undefined : moved(q)
       if (np !== undefined) h.path = np
     }
     for (const q of [...this.multiLinked]) {
@@ -763,7 +840,11 @@ export class SftpBackend implements Backend, HandleHost {
     if (p === '/') throw this.error('EEXIST', 'link', p, MESSAGES.EEXIST)
     await this.drainPath(existing)
     this.touched(existing)
-    await this.one<void>('link', p, false, (sftp, cb) => sftp.ext_openssh_hardlink(a, b, cb), existing)
+    try {
+      await this.one<void>('link', p, false, (sftp, cb) => sftp.ext_openssh_hardlink(a, b, cb), existing)
+    } finally {
+      this.touched(existing)
+    }
     this.noteLinks(existing, 2)
     this.noteLinks(p, 2)
   }
@@ -774,7 +855,11 @@ export class SftpBackend implements Backend, HandleHost {
     // /proc on the server, which a chrooted SFTP account lacks.
     await this.drainPath(p)
     this.touched(p)
-    await this.one<void>('chmod', p, true, (sftp, cb) => sftp.setstat(full, { mode: mode & 0o7777 }, cb))
+    try {
+      await this.one<void>('chmod', p, true, (sftp, cb) => sftp.setstat(full, { mode: mode & 0o7777 }, cb))
+    } finally {
+      this.touched(p)
+    }
   }
 
   /** setstat that does not follow a symlink at the last component where the server offers lsetstat. */
@@ -783,7 +868,11 @@ export class SftpBackend implements Backend, HandleHost {
     // NB: a write answered after a utimens would move mtime again (cp -p, tar): the writes go first.
     await this.drainPath(p)
     this.touched(p)
-    await this.one<void>(op, p, true, (sftp, cb) => this.useLsetstat ? sftp.ext_openssh_lsetstat(full, attrs, cb) : sftp.setstat(full, attrs, cb))
+    try {
+      await this.one<void>(op, p, true, (sftp, cb) => this.useLsetstat ? sftp.ext_openssh_lsetstat(full, attrs, cb) : sftp.setstat(full, attrs, cb))
+    } finally {
+      this.touched(p)
+    }
   }
 
   async chown (p: string, uid: number, gid: number): Promise<void> {
