@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core'
+import { featuresOf } from '../fuse/kernel/features.js'
 import path from 'node:path'
 import chalk from 'chalk'
 import { FsxCommand } from '../cli/base.js'
@@ -89,12 +90,15 @@ export default class Tune extends FsxCommand {
       presets[name] = p.settings[spec.key] ?? spec.default
     }
     const cur = r.settings[spec.key]
+    // Which FUSE features (kernel engine) this setting decides, from the engine's declarative list.
+    const kernel = featuresOf(spec.key).map(f => ({ feature: `FUSE_${f.flag}`, why: f.why }))
     if (json) {
       this.log(JSON.stringify({
         key: spec.key, flag: `--${flagName(spec.key)}`, env: envName(spec.key), kind: spec.kind, help: spec.help, details: spec.details ?? null,
         range: rangeText(spec) === undefined ? null : { min: spec.min ?? null, max: spec.max ?? null, zeroMeansOff: spec.zeroMeansOff === true, text: rangeText(spec) },
         default: spec.secret ? null : spec.default ?? null, presets: spec.secret ? {} : presets,
-        current: { value: spec.secret && cur.value !== undefined ? '(set)' : cur.value ?? null, source: cur.source, preset: r.preset.name }
+        current: { value: spec.secret && cur.value !== undefined ? '(set)' : cur.value ?? null, source: cur.source, preset: r.preset.name },
+        kernelFeatures: kernel
       }, null, 2))
       return
     }
@@ -106,6 +110,7 @@ export default class Tune extends FsxCommand {
     if (range !== undefined) this.log(`  range: ${range}`)
     for (const [name, v] of Object.entries(presets)) this.log(`  preset ${name}: ${formatOptionValue(spec, v)}`)
     this.log(`  now: ${chalk.bold(formatOptionValue(spec, cur.value))} from ${cur.source}${cur.source === 'preset' ? ` (${r.preset.name})` : ''}`)
+    for (const k of kernel) this.log(`  kernel engine: decides ${k.feature}: ${k.why}`)
   }
 
   private async probe (r: ResolvedSettings, sourceText: string, json: boolean): Promise<void> {
