@@ -131,6 +131,8 @@ export interface Capabilities {
   realDirectories: boolean
   /** Names are stored as bytes: names that are not valid UTF-8 are served (see names.ts). Default false. */
   byteNames?: boolean
+  /** Open handles carry a host file descriptor (`BackendFileHandle.fd`) a FUSE engine can pass through. */
+  hostFiles?: boolean
   /** `mknod` creates FIFOs, sockets and device nodes. Default false (the VFS answers EPERM). */
   specialFiles?: boolean
   /**

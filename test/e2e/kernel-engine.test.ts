@@ -9,7 +9,9 @@ import path from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { appendFile, chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dropKernelCaches, fsx, fuseAvailable, mountFsx, run, sh, tempDir } from '../helpers/mount.js'
-import { waitUntil } from '../helpers/timing.js'
+import { testSeeds, waitUntil } from '../helpers/timing.js'
+import { exercise } from '../helpers/exerciser.js'
+import { startSshd, sshdAvailable } from '../helpers/sshd.js'
 
 interface Figures { ops: Record<string, { count: number }>, engine?: { engine: string, passthroughOpens: number, servedOpens: number, features: string[] } }
 
@@ -132,4 +134,17 @@ if (fuseAvailable(t)) {
     t.equal(f.engine?.passthroughOpens, 0, 'no passthrough without CAP_SYS_ADMIN')
     t.ok(count(f, 'read') > 0, 'fsx served the reads')
   })
+
+  if (sshdAvailable(t)) {
+    t.test('with the kernel writeback cache (SFTP), the exerciser still matches its model', async t => {
+      const sshd = await startSshd(t)
+      const m = await mountFsx(t, sshd.url, ['--writeback-cache'], { env: sshd.env })
+      const f = await figures(m.mountpoint)
+      t.ok(f.engine?.features.includes('WRITEBACK_CACHE'), 'the kernel buffers writes')
+      for (const seed of testSeeds([31], line => t.comment(line))) {
+        const report = await exercise({ root: m.mountpoint, seed, ops: 1500 })
+        t.equal(report.ops, 1500, `seed=${seed}`)
+      }
+    })
+  }
 }

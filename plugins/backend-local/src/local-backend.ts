@@ -115,6 +115,7 @@ export class LocalBackend implements Backend {
       atomicRename: true,
       realDirectories: true,
       byteNames: !isDeno,
+      hostFiles: true,
       specialFiles: kit.sys !== undefined,
       owners: this.asRoot
     }

@@ -42,10 +42,10 @@ export async function createKernelEngine (): Promise<FuseEngine> {
       })
       const session = new Session(transport, vfs, {
         ...opts,
-        passthrough: (opts.passthrough ?? true) && vfs.backend.capabilities.randomWrite && process.getuid?.() === 0,
+        passthrough: (opts.passthrough ?? true) && vfs.backend.capabilities.hostFiles === true && process.getuid?.() === 0,
         writebackCache: opts.writebackCache ?? false
       }, hooks, log)
-      if ((opts.passthrough ?? true) && vfs.backend.capabilities.randomWrite && process.getuid?.() !== 0) {
+      if ((opts.passthrough ?? true) && vfs.backend.capabilities.hostFiles === true && process.getuid?.() !== 0) {
         log('passthrough off: registering backing files needs root (CAP_SYS_ADMIN); fsx serves reads and writes itself')
       }
       let resolveEnd!: () => void

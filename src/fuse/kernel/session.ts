@@ -361,6 +361,17 @@ export class Session {
     return p
   }
 
+  /**
+   * With the writeback cache the kernel reads pages of files opened write-only (to fill a page it writes part of)
+   * and appends by itself: opens become read-write and lose O_APPEND (as libfuse's passthrough examples do).
+   */
+  private openFlagsFor (flags: number): number {
+    if (!this.has(Init.WRITEBACK_CACHE)) return flags
+    let f = flags & ~fsConstants.O_APPEND
+    if ((f & 3) === fsConstants.O_WRONLY) f = (f & ~3) | fsConstants.O_RDWR
+    return f
+  }
+
   private caller (r: C.Request): Caller {
     return { uid: r.uid, gid: r.gid, pid: r.pid }
   }
@@ -543,7 +554,7 @@ export class Session {
     const node = this.nodes.get(r.nodeid)
     if (node === undefined) return C.errorReply(r, 116) // ESTALE
     const p = this.path(r.nodeid)
-    const fh = await this.vfs.open(p, o.flags & ~(fsConstants.O_CREAT | fsConstants.O_EXCL), this.caller(r))
+    const fh = await this.vfs.open(p, this.openFlagsFor(o.flags & ~(fsConstants.O_CREAT | fsConstants.O_EXCL)), this.caller(r))
     try {
       if ((o.openFlags & OPEN_KILL_SUIDGID) !== 0) await this.killPriv(p)
       const st = await this.vfs.fgetattr(p, fh)
@@ -560,7 +571,7 @@ export class Session {
   private async create (r: C.Request): Promise<Buffer> {
     const c = C.createIn(r)
     const p = this.childPath(r.nodeid, c.name)
-    const fh = await this.vfs.create(p, c.mode & 0o7777, this.caller(r), c.flags)
+    const fh = await this.vfs.create(p, c.mode & 0o7777, this.caller(r), this.openFlagsFor(c.flags))
     try {
       const st = await this.vfs.fgetattr(p, fh)
       const node = this.nodes.remember(r.nodeid, c.name, st.mode, st.ino)
