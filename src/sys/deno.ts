@@ -9,6 +9,8 @@ import type { Sys } from './types.js'
 const SYS_openat2 = 437n
 const AF_UNIX = 1
 const SOCK_STREAM = 1
+/** Not inherited by children: a child that must have one end gets it dup2'd into place (which clears the flag). */
+const SOCK_CLOEXEC = 0o2000000
 const SOL_SOCKET = 1
 const SCM_RIGHTS = 1
 const enc = new TextEncoder()
@@ -70,7 +72,7 @@ export function createDenoSys (): Sys {
     },
     socketpair () {
       const sv = new Int32Array(2)
-      check('socketpair', f.socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+      check('socketpair', f.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
       return [sv[0], sv[1]]
     },
     recvFd (sock) {

@@ -10,6 +10,8 @@ const require = createRequire(import.meta.url)
 const SYS_openat2 = 437
 const AF_UNIX = 1
 const SOCK_STREAM = 1
+/** Not inherited by children: a child that must have one end gets it dup2'd into place (which clears the flag). */
+const SOCK_CLOEXEC = 0o2000000
 const SOL_SOCKET = 1
 const SCM_RIGHTS = 1
 
@@ -70,7 +72,7 @@ export function createNodeSys (): Sys {
     },
     socketpair () {
       const sv = new Int32Array(2)
-      check('socketpair', socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+      check('socketpair', socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
       return [sv[0], sv[1]]
     },
     recvFd (sock) {

@@ -64,6 +64,6 @@ export interface Sys {
    * /dev/fuse); returns it, or -1 when the peer closed without sending one.
    */
   recvFd (sock: number): number
-  /** socketpair(AF_UNIX, SOCK_STREAM): two connected descriptors. */
+  /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected descriptors, not inherited by children. */
   socketpair (): [number, number]
 }

@@ -8,7 +8,7 @@ import t from 'tap'
 import path from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { appendFile, chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { dropKernelCaches, fsx, fuseAvailable, mountFsx, run, sh, tempDir } from '../helpers/mount.js'
+import { dropKernelCaches, fsx, fuseAvailable, isMounted, mountFsx, run, sh, tempDir } from '../helpers/mount.js'
 import { testSeeds, waitUntil } from '../helpers/timing.js'
 import { exercise } from '../helpers/exerciser.js'
 import { startSshd, sshdAvailable } from '../helpers/sshd.js'
@@ -147,4 +147,17 @@ if (fuseAvailable(t)) {
       }
     })
   }
+
+  t.test('with --auto-unmount, a kill -9 of the mount process leaves no dead mount behind', async t => {
+    const data = await tempDir('fsx-data-')
+    await writeFile(path.join(data, 'f'), 'x')
+    const m = await mountFsx(t, data, ['--auto-unmount'])
+    t.equal((await sh('cat f', m.mountpoint)).stdout, 'x')
+    m.child.kill('SIGKILL')
+    await waitUntil(async () => !await isMounted(m.mountpoint), { timeoutMs: 10_000, what: 'fusermount3 to unmount after the kill' })
+    t.pass('unmounted by fusermount3\'s auto_unmount watcher')
+    const clean = await mountFsx(t, data, ['--auto-unmount'], { mountpoint: m.mountpoint })
+    t.equal(await clean.stop(), 0, 'and a normal stop still unmounts cleanly')
+    t.equal(await isMounted(m.mountpoint), false)
+  })
 }

@@ -38,7 +38,8 @@ export async function createKernelEngine (): Promise<FuseEngine> {
         subtype: opts.subtype,
         allowOther: opts.allowOther,
         defaultPermissions: opts.defaultPermissions,
-        maxRead: opts.maxReadBytes
+        maxRead: opts.maxReadBytes,
+        autoUnmount: opts.autoUnmount
       })
       const session = new Session(transport, vfs, {
         ...opts,

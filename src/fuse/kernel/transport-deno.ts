@@ -33,6 +33,9 @@ class DenoTransport implements Transport {
     if (process.getuid?.() !== 0) {
       throw new FsxError('ENOFUSE', 'under Deno the kernel engine mounts as root only', { hint: 'run as root, or run fsx with Node for a mount as a normal user' })
     }
+    if (opts.autoUnmount === true) {
+      throw new FsxError('ECONFIG', 'autoUnmount needs fusermount3, which Deno cannot hand the FUSE descriptor to', { hint: 'run fsx with Node for --auto-unmount' })
+    }
     this.fd = this.sys.open(new TextEncoder().encode('/dev/fuse'), O_RDWR | O_CLOEXEC, 0)
     try {
       this.sys.mount(opts.fsname, mountpoint, `fuse.${opts.subtype}`, MOUNT_FLAGS, mountData(opts, this.fd, 0, 0))

@@ -24,11 +24,13 @@ class NodeTransport implements Transport {
   readonly name = 'node'
   private fd = -1
   private worker?: Worker
+  /** With auto_unmount: our end of fusermount3's socket, held open for the mount's life (its close unmounts). */
+  private watch = -1
 
   constructor (private readonly sys: Sys) {}
 
   async mount (mountpoint: string, opts: KernelMountOptions): Promise<void> {
-    if (process.geteuid?.() === 0) {
+    if (process.geteuid?.() === 0 && opts.autoUnmount !== true) {
       this.fd = openSync('/dev/fuse', fsConstants.O_RDWR | O_CLOEXEC)
       try {
         this.sys.mount(opts.fsname, mountpoint, `fuse.${opts.subtype}`, MOUNT_FLAGS, mountData(opts, this.fd, 0, 0))
@@ -39,7 +41,9 @@ class NodeTransport implements Transport {
       }
       return
     }
-    this.fd = await fusermount(this.sys, mountpoint, opts)
+    const m = await fusermount(this.sys, mountpoint, opts)
+    this.fd = m.fd
+    this.watch = m.watch
   }
 
   start (bufferBytes: number, onRequest: (req: Buffer) => void, onEnd: (err?: Error) => void): void {
@@ -92,18 +96,23 @@ class NodeTransport implements Transport {
       try { closeSync(this.fd) } catch { /* already closed */ }
       this.fd = -1
     }
+    if (this.watch >= 0) {
+      try { this.sys.close(this.watch) } catch { /* gone */ }
+      this.watch = -1
+    }
     // A reader still blocked in read(2) (the connection outlived us) must not keep the process alive.
     this.worker?.unref()
   }
 }
 
 /**
- * Mounts through fusermount3 (for users who are not root): it opens /dev/fuse, mounts, and sends the descriptor
- * back over a socketpair (its fd 3, named by _FUSE_COMMFD).
+ * Mounts through fusermount3 (for users who are not root, and for auto_unmount): it opens /dev/fuse, mounts, and
+ * sends the descriptor back over a socketpair (its fd 3, named by _FUSE_COMMFD). With auto_unmount it stays
+ * behind, watching the socket: `watch` is our end, to keep open while mounted (-1 otherwise).
  */
-async function fusermount (sys: Sys, mountpoint: string, opts: KernelMountOptions): Promise<number> {
+async function fusermount (sys: Sys, mountpoint: string, opts: KernelMountOptions): Promise<{ fd: number, watch: number }> {
   const [mine, theirs] = sys.socketpair()
-  const o = [`fsname=${opts.fsname.replace(/[,\\]/g, '_')}`, `subtype=${opts.subtype}`, mountData(opts)].join(',')
+  const o = [`fsname=${opts.fsname.replace(/[,\\]/g, '_')}`, `subtype=${opts.subtype}`, mountData(opts), ...(opts.autoUnmount === true ? ['auto_unmount'] : [])].join(',')
   let stderr = ''
   const child = spawn('fusermount3', ['-o', o, '--', mountpoint], {
     stdio: ['ignore', 'ignore', 'pipe', theirs],
@@ -121,12 +130,16 @@ async function fusermount (sys: Sys, mountpoint: string, opts: KernelMountOption
   try {
     fd = sys.recvFd(mine)
   } finally {
-    sys.close(mine)
+    if (fd < 0 || opts.autoUnmount !== true) sys.close(mine)
   }
-  const code = await exited
+  // With auto_unmount fusermount3 keeps running (it unmounts when our end of the socket closes): don't wait.
+  const code = opts.autoUnmount === true && fd >= 0 ? 0 : await exited
   if (fd < 0) {
     const why = stderr.trim().split('\n')[0] || (code === -1 ? 'fusermount3 is not installed' : `fusermount3 exited with ${String(code)}`)
     throw new FsxError(code === -1 ? 'ENOLIBFUSE' : 'EIO', `cannot mount ${mountpoint}: ${why}`, { hint: code === -1 ? 'apt-get install fuse3' : undefined })
   }
-  return fd
+  // The watcher (auto_unmount) outlives this call: it must not hold this process open.
+  child.stderr?.destroy()
+  child.unref()
+  return { fd, watch: opts.autoUnmount === true ? mine : -1 }
 }

@@ -23,6 +23,8 @@ export interface KernelMountOptions {
   defaultPermissions: boolean
   /** Largest READ the kernel sends (bytes). */
   maxRead: number
+  /** Unmount when this process dies: fusermount3's auto_unmount (which then mounts, even for root). */
+  autoUnmount?: boolean
 }
 
 export interface Transport {
