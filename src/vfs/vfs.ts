@@ -26,6 +26,10 @@
  *   served. Backends with random writes (local, SFTP) have no data cache: the kernel page cache does that job.
  * - One memory budget (`memoryBudgetBytes`) covers the metadata, xattr and in-memory data caches and blocks in
  *   flight; near it the memory tier gives up blocks and readahead pauses.
+ * - Deadlines (deadline.ts, health.ts): every request in VFS_REQUESTS settles by `opTimeoutMs`; every backend call
+ *   goes through one shared health verdict, and while the backend is known to be failing nothing waits for it:
+ *   cached answers come at once (stale-if-error), the rest fails with EIO at once, and a background probe finds out
+ *   when it answers again.
  */
 import path from 'node:path'
 import { constants as fsConstants } from 'node:fs'
@@ -39,6 +43,8 @@ import { DataCache, type Version } from './data-cache.js'
 import type { EvictionPolicyName } from './eviction.js'
 import { Readahead, type ReadaheadCounters } from './readahead.js'
 import { Journal, type JournalRecord } from './journal.js'
+import { BackendHealth, guardBackend, type Timers } from './health.js'
+import { applyDeadline, deadlineMargin, RequestDeadline } from './deadline.js'
 import { createHash } from 'node:crypto'
 
 /** Settings the VFS reads, in base units. */
@@ -94,6 +100,15 @@ export interface VfsOptions {
    * from the caches at once; unchanged ones stay cached.
    */
   validateIntervalMs?: number
+  /**
+   * Deadline of one request in ms (the `opTimeout` setting, default 120 s; 0: none): every method in VFS_REQUESTS
+   * settles by then (ETIMEDOUT), and a backend lookup unanswered for nearly that long counts as a backend failure.
+   */
+  opTimeoutMs?: number
+  /** Gap between probes of a failing backend, ms (default 1 s; see health.ts). */
+  probeIntervalMs?: number
+  /** Timers for deadlines and probes (tests pass fake ones; default: real timers and performance.now). */
+  timers?: Timers
   /** Where the VFS reports conditions worth a log line (the data cache's disk tier being unavailable). */
   log?: (line: string) => void
   /** Where staging files live. */
@@ -143,11 +158,24 @@ const VALIDATE_PARALLEL = 4
 export interface StaleStats {
   /** Answers (attributes, listings, opens) served past their TTL because the backend failed. */
   serves: number
-  /** True from a backend failure that made fsx serve stale until the backend answers again. */
+  /** True from a link failure of the backend (no answer: timeout, refused…) until it answers again. */
   backendFailing: boolean
   /** The errno of the last such failure (no message: messages may name hosts or keys). */
   lastError?: string
 }
+
+/** Default request deadline, as the `opTimeout` setting's. */
+const DEFAULT_OP_TIMEOUT_MS = 120_000
+
+/**
+ * The requests an engine makes: each settles by the request deadline (applyDeadline). A method added for the
+ * kernel (e.g. mknod) belongs here too.
+ */
+export const VFS_REQUESTS = [
+  'getattr', 'fgetattr', 'access', 'readdir', 'statfs', 'open', 'create', 'read', 'write', 'flush', 'fsync', 'release',
+  'truncate', 'ftruncate', 'mkdir', 'rmdir', 'unlink', 'rename', 'symlink', 'readlink', 'link', 'chmod', 'chown',
+  'utimens', 'getxattr', 'setxattr', 'listxattr', 'removexattr'
+] as const
 
 /** Errors that say the backend could not answer, rather than what it answered (ENOENT, EACCES…). */
 const BACKEND_DOWN = new Set(['EIO', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAGAIN', 'ESHUTDOWN', 'EPIPE'])
@@ -169,6 +197,8 @@ interface Handle {
   path: string
   flags: OpenFlags
   bh?: BackendFileHandle
+  /** A read-only open made while the backend was failing: the backend handle, opened at the first read. */
+  lazy?: Promise<BackendFileHandle>
   node?: OpenNode
   /** Set when this handle wrote data not yet made durable. */
   dirty: boolean
@@ -203,6 +233,10 @@ const XATTR_PATH_BYTES = 256
 const DEFAULT_BLOCK_BYTES = 1024 * 1024
 
 export class Vfs {
+  /** The backend, every call through `health` (health.ts). */
+  readonly backend: Backend
+  /** Whether the backend answers; while it does not, nothing waits for it. */
+  readonly health: BackendHealth
   readonly xattrs: XattrCache
   readonly meta: MetaCache
   /** Data cache; only for backends without random writes (for local files the kernel page cache is enough). */
@@ -215,14 +249,29 @@ export class Vfs {
   private readonly nodes = new Map<string, OpenNode>()
   private nextFh = 1
   private readonly staleMs: number
-  private readonly staleStats: StaleStats = { serves: 0, backendFailing: false }
+  private staleServes = 0
   private readonly validatorStats: ValidatorStats = { rounds: 0, checked: 0, changed: 0, errors: 0 }
   private validatorTimer?: NodeJS.Timeout
   private validating?: Promise<ValidatorStats>
   private readonly uid: number
   private readonly gid: number
 
-  constructor (readonly backend: Backend, readonly opts: VfsOptions) {
+  constructor (backend: Backend, readonly opts: VfsOptions) {
+    const opTimeoutMs = Math.max(0, opts.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS)
+    this.health = new BackendHealth({
+      ping: backend.ping === undefined ? undefined : async () => await backend.ping!(),
+      // A lookup gives up a margin before the request does, so a cached answer still makes it in time.
+      lookupWaitMs: opTimeoutMs > 0 ? Math.max(1, opTimeoutMs - 2 * deadlineMargin(opTimeoutMs)) : 0,
+      probeIntervalMs: opts.probeIntervalMs,
+      timers: opts.timers,
+      onChange: (failing, code) => this.healthChanged(failing, code)
+    })
+    this.backend = guardBackend(backend, this.health)
+    applyDeadline(this, VFS_REQUESTS, new RequestDeadline(opTimeoutMs, opts.timers), {
+      // The kernel never got this handle: release it.
+      open: (fh: number) => { void this.release('', fh).catch(() => {}) },
+      create: (fh: number) => { void this.release('', fh).catch(() => {}) }
+    })
     this.xattrs = new XattrCache({
       max: opts.consistency === 'strong' ? 0 : opts.xattrCacheSize,
       ttlMs: opts.xattrCacheTtlMs,
@@ -241,10 +290,10 @@ export class Vfs {
       now: opts.now
     })
     // Caches and journal on disk are per source: a stable name from the backend's (secret-free) description.
-    const ns = createHash('sha256').update(backend.description).digest('hex').slice(0, 16)
+    const ns = createHash('sha256').update(this.backend.description).digest('hex').slice(0, 16)
     const dataDisk = opts.dataCacheSize ?? 0
     const dataMem = opts.dataCacheMemory ?? 0
-    if (!backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
+    if (!this.backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
       this.data = new DataCache({
         dir: path.join(opts.cacheDir, 'data', ns),
         diskBytes: dataDisk,
@@ -258,10 +307,10 @@ export class Vfs {
         onDiskUnavailable: reason => opts.log?.(`data cache: disk tier off: ${reason}`)
       })
     }
-    if (!backend.capabilities.randomWrite && opts.writeback) {
+    if (!this.backend.capabilities.randomWrite && opts.writeback) {
       this.journal = new Journal({
         dir: path.join(opts.cacheDir, 'journal', ns),
-        backend,
+        backend: this.backend,
         maxDirtyBytes: opts.writebackDirtyMaxBytes ?? 1024 ** 3,
         onUploaded: p => this.changed(p),
         retryMs: opts.writebackRetryMs,
@@ -296,7 +345,7 @@ export class Vfs {
             const { path: p, stat: was } = todo[next++]
             const ticket = this.meta.begin()
             try {
-              const st = await this.asked(this.backend.stat(p))
+              const st = await this.backend.stat(p)
               round.checked++
               if (st.kind !== was.kind || st.size !== was.size || st.mtimeMs !== was.mtimeMs || st.etag !== was.etag) {
                 round.changed++
@@ -368,7 +417,7 @@ export class Vfs {
   /** Backend attributes of `p` through the metadata caches. */
   private async statCached (p: string): Promise<Stat> {
     try {
-      return await this.meta.stat(p, async () => await this.asked(this.backend.stat(p)), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
+      return await this.meta.stat(p, async () => await this.backend.stat(p), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
     } catch (err) {
       return this.stale(err, () => this.meta.staleAttr(p, this.staleMs))
     }
@@ -383,33 +432,20 @@ export class Vfs {
     if (this.staleMs <= 0 || typeof code !== 'string' || !BACKEND_DOWN.has(code)) throw err
     const v = fallback()
     if (v === undefined) throw err
-    this.staleStats.serves++
-    this.staleStats.lastError = code
-    if (!this.staleStats.backendFailing) {
-      this.staleStats.backendFailing = true
-      this.opts.log?.(`backend failing (${code}): serving cached metadata and data for up to ${Math.round(this.staleMs / 1000)}s past their TTLs`)
-    }
+    this.staleServes++
     return v
   }
 
-  /** Awaits a backend call; any answer from it (a result, ENOENT, EACCES…) ends stale serving. */
-  private async asked<T> (call: Promise<T>): Promise<T> {
-    try {
-      const v = await call
-      this.backendAnswered()
-      return v
-    } catch (err) {
-      const code = (err as { code?: unknown } | undefined)?.code
-      if (typeof code === 'string' && !BACKEND_DOWN.has(code)) this.backendAnswered()
-      throw err
+  /** The backend's verdict changed (health.ts): say so once, and retry held-back uploads when it answers again. */
+  private healthChanged (failing: boolean, code?: string): void {
+    if (failing) {
+      const cached = this.staleMs > 0 ? `cached metadata and data answer for up to ${Math.round(this.staleMs / 1000)}s past their TTLs, ` : ''
+      const rest = this.health.failFast ? 'the rest fails with EIO at once until a background probe finds it answering' : 'the rest fails'
+      this.opts.log?.(`backend failing (${code ?? 'no answer'}): ${cached}${rest}`)
+    } else {
+      this.opts.log?.('backend answers again: stale serving ended')
+      this.journal?.retryNow()
     }
-  }
-
-  /** The backend answered: stale serving (if any) ends. */
-  private backendAnswered (): void {
-    if (!this.staleStats.backendFailing) return
-    this.staleStats.backendFailing = false
-    this.opts.log?.('backend answers again: stale serving ended')
   }
 
   /**
@@ -423,7 +459,7 @@ export class Vfs {
     this.meta.invalidate(p)
     const ticket = this.meta.begin()
     try {
-      const st = await this.asked(this.backend.stat(p))
+      const st = await this.backend.stat(p)
       this.meta.putAttr(p, st, ticket)
       return st
     } catch (err) {
@@ -497,7 +533,7 @@ export class Vfs {
   async readdir (p: string): Promise<{ names: string[], stats: Array<Stat | undefined> }> {
     let entries: DirEntry[]
     try {
-      entries = await this.meta.list(p, async () => await this.asked(this.backend.list(p)))
+      entries = await this.meta.list(p, async () => await this.backend.list(p))
     } catch (err) {
       entries = this.stale(err, () => this.meta.staleList(p, this.staleMs))
     }
@@ -568,6 +604,15 @@ export class Vfs {
   async open (p: string, flagsInt: number): Promise<number> {
     const flags = decodeFlags(flagsInt)
     if (this.caps.randomWrite && this.backend.open) {
+      if (!flags.write && !flags.create && !flags.truncate && this.health.failing && this.health.failFast) {
+        // The backend is known to be failing: a read-only open of a file known before succeeds without it, so the
+        // pages the kernel kept still read; a read that reaches fsx opens the file on the backend then.
+        const st = this.meta.staleAttr(p, this.staleMs)
+        if (st !== undefined && st.kind !== 'dir') {
+          this.staleServes++
+          return this.register({ path: p, flags, dirty: false })
+        }
+      }
       // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
       if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
       const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666),
@@ -635,6 +680,7 @@ export class Vfs {
 
   async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fh)
+    if (!h.bh && !h.node && !h.journalFile && this.caps.randomWrite) h.bh = await this.openLazy(h)
     if (h.bh) {
       if (h.bh.readInto) return await h.bh.readInto(buf, len, pos)
       const data = await h.bh.read(pos, len)
@@ -661,6 +707,17 @@ export class Vfs {
     }
     const data = await this.backend.read(h.path, pos, len)
     return data.copy(buf, 0, 0, Math.min(len, data.length))
+  }
+
+  /** The backend handle of a read-only open made while the backend was failing (see `open`), opened once. */
+  private async openLazy (h: Handle): Promise<BackendFileHandle> {
+    h.lazy ??= this.backend.open!(h.path, { ...h.flags, append: false }, 0o666)
+    try {
+      return await h.lazy
+    } catch (err) {
+      h.lazy = undefined
+      throw err
+    }
   }
 
   async write (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -724,8 +781,9 @@ export class Vfs {
     this.handles.delete(fh)
     h.readahead?.close()
     await h.journalFile?.close().catch(() => {})
-    if (h.bh) {
-      await h.bh.close()
+    const bh = h.bh ?? await h.lazy?.catch(() => undefined)
+    if (bh) {
+      await bh.close()
       return
     }
     if (h.node) await this.releaseNode(h.node)
@@ -976,7 +1034,7 @@ export class Vfs {
       openFiles: this.handles.size,
       readahead: { ...this.raCounters },
       ...(this.journal ? { writeback: this.journal.counters() } : {}),
-      stale: { ...this.staleStats },
+      stale: { serves: this.staleServes, backendFailing: this.health.failing, ...(this.health.lastError === undefined ? {} : { lastError: this.health.lastError }) },
       validator: { ...this.validatorStats },
       memory: { usedBytes: this.memoryUsed(), budgetBytes: this.opts.memoryBudgetBytes ?? 0 }
     }
@@ -984,6 +1042,7 @@ export class Vfs {
 
   /** Releases all handles and the backend. */
   async close (): Promise<void> {
+    this.health.close()
     clearInterval(this.validatorTimer)
     await this.validating?.catch(() => {})
     for (const fh of [...this.handles.keys()]) await this.release('', fh).catch(() => {})
