@@ -15,6 +15,10 @@
  * - The pool reconnects a dead slot at once, then with exponential backoff (100 ms doubling to 5 s). A slot that
  *   keeps failing while nobody waits stops trying and resumes when the next operation asks for a connection.
  *   Host key and login failures are `fatal`: operations fail at once with them instead of waiting.
+ * - A refused connection (nobody listening, no route) is a definite answer: operations waiting for a connection
+ *   fail with it as soon as an attempt made while they wait is refused, and when no attempt can be made now (every
+ *   slot tried within MIN_RETRY_GAP_MS) one that was refused fails at once: no wait for the reconnect backoff.
+ *   Only an attempt that hangs (a frozen server) makes them wait, up to their deadline.
  *
  * Invariants:
  * - A Session is alive until `kill()`; after that its SFTP channel is never used again (`request` refuses it).
@@ -25,12 +29,24 @@ import type { SFTPWrapper } from 'ssh2'
 /** What a transport-level failure was (as opposed to an SFTP status answer from the server). */
 export type TransportKind = 'lost' | 'timeout' | 'noconn' | 'closed'
 
-/** A failure of the link, not an answer from the server. Carries no errno: the backend decides which one. */
+/**
+ * A failure of the link, not an answer from the server. The backend decides the errno; `code` says what a failed
+ * connection attempt met (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH…), when known.
+ */
 export class TransportError extends Error {
-  constructor (readonly kind: TransportKind, message: string, readonly fatal = false, options?: { cause?: unknown }) {
+  readonly code?: string
+  constructor (readonly kind: TransportKind, message: string, readonly fatal = false, options?: { cause?: unknown, code?: string }) {
     super(message, options)
     this.name = 'TransportError'
+    this.code = options?.code
   }
+}
+
+/** Connection failures that are a definite answer (nobody listens there, no route to it): no reason to wait. */
+const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'])
+
+function refused (err: unknown): err is TransportError {
+  return err instanceof TransportError && !err.fatal && err.code !== undefined && REFUSED.has(err.code)
 }
 
 export function isTransportError (err: unknown): err is TransportError {
@@ -173,6 +189,8 @@ export class Pool {
   private closed = false
   private everConnected = false
   lastError?: Error
+  /** The last refused attempt, until a connection succeeds (see `acquire`). */
+  private refusal?: TransportError
   fatal?: TransportError
   readonly stats = { connects: 0, reconnects: 0, connectFailures: 0 }
 
@@ -204,6 +222,7 @@ export class Pool {
     slot.session = s
     slot.failures = 0
     this.fatal = undefined
+    this.refusal = undefined
     this.stats.connects++
     if (this.everConnected) this.stats.reconnects++
     this.everConnected = true
@@ -235,8 +254,9 @@ export class Pool {
             this.lastError = err as Error
             this.stats.connectFailures++
             slot.failures++
-            if (err instanceof TransportError && err.fatal) {
-              this.fatal = err
+            if (err instanceof TransportError && err.fatal) this.fatal = err
+            if (refused(err)) this.refusal = err
+            if ((err instanceof TransportError && err.fatal) || refused(err)) {
               for (const w of [...this.waiters]) {
                 this.waiters.delete(w)
                 clearTimeout(w.timer)
@@ -274,10 +294,15 @@ export class Pool {
     if (live.length > 0) return live[this.rr++ % live.length]
     if (this.fatal) throw this.fatal
     const now = Date.now()
+    let attempting = false
     this.slots.forEach((slot, i) => {
       if (!slot.connecting) this.kick(i)
       else if (slot.wake && now - slot.lastAttempt >= MIN_RETRY_GAP_MS) slot.wake()
+      // A slot not asleep in its backoff is trying to connect now.
+      if (slot.connecting && slot.wake === undefined) attempting = true
     })
+    // Refused moments ago, and no attempt can be made yet: that is the answer (no wait for the backoff).
+    if (!attempting && this.refusal !== undefined) throw this.refusal
     return await new Promise<Session>((resolve, reject) => {
       const w: Waiter = {
         resolve,
