@@ -272,13 +272,14 @@ export class Vfs {
       open: (fh: number) => { void this.release('', fh).catch(() => {}) },
       create: (fh: number) => { void this.release('', fh).catch(() => {}) }
     })
+    const strong = opts.consistency === 'strong'
+    this.staleMs = strong ? 0 : Math.max(0, opts.staleIfErrorMs ?? 0)
     this.xattrs = new XattrCache({
       max: opts.consistency === 'strong' ? 0 : opts.xattrCacheSize,
       ttlMs: opts.xattrCacheTtlMs,
-      now: opts.now
+      now: opts.now,
+      staleMs: this.staleMs
     })
-    const strong = opts.consistency === 'strong'
-    this.staleMs = strong ? 0 : Math.max(0, opts.staleIfErrorMs ?? 0)
     this.meta = new MetaCache({
       staleMs: this.staleMs,
       attrSize: strong ? 0 : opts.attrCacheSize ?? 0,
@@ -941,14 +942,16 @@ export class Vfs {
     const cached = this.xattrs.get(p, name)
     if (cached === null) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
     if (cached !== undefined) return cached
+    let v: Buffer | null
     try {
-      const v = await this.backend.getxattr!(p, name)
+      v = await this.backend.getxattr!(p, name)
       this.xattrs.set(p, name, v)
-      return v
     } catch (err) {
       if ((err as { code?: string }).code === 'ENODATA') this.xattrs.set(p, name, null)
-      throw err
+      v = this.stale(err, () => this.xattrs.staleGet(p, name))
     }
+    if (v === null) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
+    return v
   }
 
   async setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> {
@@ -966,9 +969,13 @@ export class Vfs {
     if (!this.caps.xattrs || !this.backend.listxattr) return []
     const cached = this.xattrs.getList(p)
     if (cached) return cached
-    const names = await this.backend.listxattr(p)
-    this.xattrs.setList(p, names)
-    return names
+    try {
+      const names = await this.backend.listxattr(p)
+      this.xattrs.setList(p, names)
+      return names
+    } catch (err) {
+      return this.stale(err, () => this.xattrs.staleList(p))
+    }
   }
 
   async removexattr (p: string, name: string): Promise<void> {
