@@ -204,6 +204,12 @@ export class BackendHealth {
         this.answered()
         finish(() => resolve(v))
       }, err => {
+        if (done) {
+          this.outcome(err, gen, op, path) // settled already (abandoned, or past its wait): the news still counts
+          return
+        }
+        // NB: out of `waiting` before the verdict changes, so this call reports its own error, not the verdict.
+        this.waiting.delete(onAbandon)
         const out = this.outcome(err, gen, op, path)
         finish(() => reject(out))
       })
