@@ -77,8 +77,8 @@ export interface HealthOptions {
   /** Gap between probes while failing (default PROBE_INTERVAL_MS). */
   probeIntervalMs?: number
   timers?: Timers
-  /** Called at every change of verdict, with the link error that caused a failing one. */
-  onChange?: (failing: boolean, code?: string) => void
+  /** Called at every change of verdict, with the link error that caused a failing one (its code and message). */
+  onChange?: (failing: boolean, code?: string, message?: string) => void
 }
 
 export class BackendHealth {
@@ -161,7 +161,7 @@ export class BackendHealth {
       this.answered()
       return err
     }
-    this.failed(codeOf(err)!, gen)
+    this.failed(codeOf(err)!, gen, (err as { message?: string }).message)
     return this.failFast ? this.asEio(err, op, path) : err
   }
 
@@ -217,14 +217,14 @@ export class BackendHealth {
   }
 
   /** A link failure of a call that started in generation `gen`. */
-  failed (code: string, gen = this.generation): void {
+  failed (code: string, gen = this.generation, message?: string): void {
     if (this.closed || gen !== this.generation) return
     this.lastError = code
     if (this.down) return
     this.down = true
     this.generation++
     this.sinceMs = this.timers.now()
-    this.opts.onChange?.(true, code)
+    this.opts.onChange?.(true, code, message)
     if (!this.failFast) return
     const err = this.notAsked()
     for (const abandon of [...this.waiting]) abandon(err)

@@ -264,7 +264,7 @@ export class Vfs {
       lookupWaitMs: opTimeoutMs > 0 ? Math.max(1, opTimeoutMs - 2 * deadlineMargin(opTimeoutMs)) : 0,
       probeIntervalMs: opts.probeIntervalMs,
       timers: opts.timers,
-      onChange: (failing, code) => this.healthChanged(failing, code)
+      onChange: (failing, code, message) => this.healthChanged(failing, code, message)
     })
     this.backend = guardBackend(backend, this.health)
     applyDeadline(this, VFS_REQUESTS, new RequestDeadline(opTimeoutMs, opts.timers), {
@@ -438,11 +438,11 @@ export class Vfs {
   }
 
   /** The backend's verdict changed (health.ts): say so once, and retry held-back uploads when it answers again. */
-  private healthChanged (failing: boolean, code?: string): void {
+  private healthChanged (failing: boolean, code?: string, message?: string): void {
     if (failing) {
       const cached = this.staleMs > 0 ? `cached metadata and data answer for up to ${Math.round(this.staleMs / 1000)}s past their TTLs, ` : ''
       const rest = this.health.failFast ? 'the rest fails with EIO at once until a background probe finds it answering' : 'the rest fails'
-      this.opts.log?.(`backend failing (${code ?? 'no answer'}): ${cached}${rest}`)
+      this.opts.log?.(`backend failing (${code ?? 'no answer'}): ${cached}${rest}${message === undefined ? '' : ` [${message}]`}`)
     } else {
       this.opts.log?.('backend answers again: stale serving ended')
       this.journal?.retryNow()

@@ -15,10 +15,11 @@
  * - The pool reconnects a dead slot at once, then with exponential backoff (100 ms doubling to 5 s). A slot that
  *   keeps failing while nobody waits stops trying and resumes when the next operation asks for a connection.
  *   Host key and login failures are `fatal`: operations fail at once with them instead of waiting.
- * - A refused connection (nobody listening, no route) is a definite answer: operations waiting for a connection
- *   fail with it as soon as an attempt made while they wait is refused, and when no attempt can be made now (every
- *   slot tried within MIN_RETRY_GAP_MS) one that was refused fails at once: no wait for the reconnect backoff.
- *   Only an attempt that hangs (a frozen server) makes them wait, up to their deadline.
+ * - A refused connection (nobody listening, no route) is a definite answer: a path operation waiting for a
+ *   connection fails with it as soon as an attempt made while it waits is refused, and an attempt is made for it
+ *   within MIN_RETRY_GAP_MS, whatever the backoff says: no wait for the reconnect backoff, and a server that came
+ *   back is found. Only an attempt that hangs (a frozen server) makes it wait, up to its deadline. An open file's
+ *   requests wait through refusals instead (a server restart), up to their deadline.
  *
  * Invariants:
  * - A Session is alive until `kill()`; after that its SFTP channel is never used again (`request` refuses it).
@@ -171,6 +172,8 @@ interface Waiter {
   resolve: (s: Session) => void
   reject: (err: Error) => void
   timer: NodeJS.Timeout
+  /** Fail at a refused attempt (path operations) rather than wait for the deadline (open files, see `acquire`). */
+  failOnRefusal: boolean
 }
 
 export interface PoolOptions {
@@ -189,8 +192,6 @@ export class Pool {
   private closed = false
   private everConnected = false
   lastError?: Error
-  /** The last refused attempt, until a connection succeeds (see `acquire`). */
-  private refusal?: TransportError
   fatal?: TransportError
   readonly stats = { connects: 0, reconnects: 0, connectFailures: 0 }
 
@@ -222,7 +223,6 @@ export class Pool {
     slot.session = s
     slot.failures = 0
     this.fatal = undefined
-    this.refusal = undefined
     this.stats.connects++
     if (this.everConnected) this.stats.reconnects++
     this.everConnected = true
@@ -255,9 +255,10 @@ export class Pool {
             this.stats.connectFailures++
             slot.failures++
             if (err instanceof TransportError && err.fatal) this.fatal = err
-            if (refused(err)) this.refusal = err
-            if ((err instanceof TransportError && err.fatal) || refused(err)) {
+            const fatal = err instanceof TransportError && err.fatal
+            if (fatal || refused(err)) {
               for (const w of [...this.waiters]) {
+                if (!fatal && !w.failOnRefusal) continue
                 this.waiters.delete(w)
                 clearTimeout(w.timer)
                 w.reject(err)
@@ -286,8 +287,13 @@ export class Pool {
     })
   }
 
-  /** A live session (round-robin), waiting for a reconnect until `deadline` (ms since the epoch). */
-  async acquire (deadline: number): Promise<Session> {
+  /**
+   * A live session (round-robin), waiting for a reconnect until `deadline` (ms since the epoch). A refused connection
+   * ends the wait at once, unless `opts.failOnRefusal` is false: an open file's requests in flight ride through a
+   * server restart (they are repeated once it is back) rather than fail at the first refusal.
+   */
+  async acquire (deadline: number, opts: { failOnRefusal?: boolean } = {}): Promise<Session> {
+    const failOnRefusal = opts.failOnRefusal ?? true
     if (this.closed) throw new TransportError('closed', 'the SFTP backend is closed')
     const live: Session[] = []
     for (const s of this.slots) if (s.session?.alive === true) live.push(s.session)
@@ -295,22 +301,29 @@ export class Pool {
     if (this.fatal) throw this.fatal
     const now = Date.now()
     let attempting = false
+    let next: Slot | undefined
     this.slots.forEach((slot, i) => {
       if (!slot.connecting) this.kick(i)
       else if (slot.wake && now - slot.lastAttempt >= MIN_RETRY_GAP_MS) slot.wake()
       // A slot not asleep in its backoff is trying to connect now.
       if (slot.connecting && slot.wake === undefined) attempting = true
+      else if (slot.wake && (next === undefined || slot.lastAttempt < next.lastAttempt)) next = slot
     })
-    // Refused moments ago, and no attempt can be made yet: that is the answer (no wait for the backoff).
-    if (!attempting && this.refusal !== undefined) throw this.refusal
+    if (!attempting && next !== undefined) {
+      // Every slot tried moments ago: the next attempt comes at the end of the gap, not of the backoff.
+      const slot = next
+      const timer = setTimeout(() => slot.wake?.(), Math.max(0, slot.lastAttempt + MIN_RETRY_GAP_MS - now))
+      timer.unref()
+    }
     return await new Promise<Session>((resolve, reject) => {
       const w: Waiter = {
+        failOnRefusal,
         resolve,
         reject,
         timer: setTimeout(() => {
           this.waiters.delete(w)
           const last = this.lastError ? ` (last error: ${this.lastError.message})` : ''
-          reject(new TransportError('noconn', `no connection to ${this.opts.where}${last}`))
+          reject(new TransportError('noconn', `no connection to ${this.opts.where}${last}`, false, { code: 'ETIMEDOUT' }))
         }, Math.max(1, deadline - now))
       }
       this.waiters.add(w)

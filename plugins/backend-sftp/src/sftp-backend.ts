@@ -213,8 +213,9 @@ export class SftpBackend implements Backend, HandleHost {
     return this.root === '/' ? '/' + rel : `${this.root}/${rel}`
   }
 
+  /** A session for an open file's requests: it waits out a refused reconnect (a server restart) until `deadline`. */
   async acquire (deadline: number): Promise<Session> {
-    return await this.pool.acquire(deadline)
+    return await this.pool.acquire(deadline, { failOnRefusal: false })
   }
 
   async req<T> (s: Session, what: string, fn: (sftp: SFTPWrapper, cb: (err?: Error | null, value?: any) => void) => void): Promise<T> {
