@@ -5,19 +5,22 @@
  * the backend's own deadline, and a FUSE request that makes several backend calls (a lookup, then an open, then a
  * read) waits for their sum, even when the VFS holds a cached answer. So:
  *
- * - ok → failing: a backend call fails with a link-level error (LINK_DOWN: a timeout, a refused, reset or unreachable
+ * - ok → suspect: a backend call fails with a link-level error (LINK_DOWN: a timeout, a refused, reset or unreachable
  *   connection), or a lookup stays unanswered for `lookupWaitMs` (a backstop for a backend whose own deadlines do not
- *   fire). A failure of a call that started before the last change of verdict does not count (it may be a request
+ *   fire). A failure of a call that started before the last change of state does not count (it may be a request
  *   that was lost while the backend was down, timing out after it came back).
+ * - suspect → failing or ok: a probe (`Backend.ping`: one cheap request, bounded like a lookup) runs at once, and
+ *   calls wait for its verdict: one request lost on a busy link must not fail every other request. A backend
+ *   without `ping` goes straight to failing.
  * - failing → ok: any answer from the backend: a result, or an error that is its answer (ENOENT, EACCES, an EIO it
  *   reported). Only link-level errors say "no answer".
- * - While failing, with a backend that can be probed (`Backend.ping`, remote backends):
+ * - While failing, with a backend that can be probed (remote backends):
  *   - no call is sent: each fails at once with EIO, so the VFS answers from its caches (stale-if-error) or fails at
  *     once, instead of every request waiting for the backend's deadline;
  *   - lookups in flight are abandoned: they fail with EIO now (their late answers still count as answers), so the
  *     requests waiting for them get their cached answer at once; changes in flight are left to finish or fail;
- *   - a background probe (`ping`: one cheap request, bounded like a lookup) runs at once and then every
- *     `probeIntervalMs`, never two at a time; its first answer ends the failing state. No user request waits for it.
+ *   - the probe runs again every `probeIntervalMs`, never two at a time; its first answer ends the failing state.
+ *     No user request waits for it.
  * - With such a backend, link-level errors leave as EIO (message and `cause` keep what happened): to an application
  *   a backend that cannot be reached is an I/O error. ETIMEDOUT stays for fsx's own request deadline (deadline.ts).
  *
@@ -81,16 +84,22 @@ export interface HealthOptions {
   onChange?: (failing: boolean, code?: string, message?: string) => void
 }
 
+type State = 'ok' | 'suspect' | 'failing'
+
 export class BackendHealth {
   /** The code of the link error that made (or kept) the backend failing, for `fsx stats`. */
   lastError?: string
-  private down = false
-  /** Bumped at every change of verdict; a call remembers the generation it started in. */
+  private state: State = 'ok'
+  /** Bumped at every change of state; a call remembers the generation it started in. */
   private generation = 0
   private sinceMs = 0
+  /** The failure that made the backend suspect: reported if the probe confirms it. */
+  private cause?: { code: string, message?: string }
   private readonly timers: Timers
-  /** Lookups in flight that are abandoned when the backend turns failing (fail-fast backends only). */
+  /** Lookups in flight that are abandoned when the backend is found failing (fail-fast backends only). */
   private readonly waiting = new Set<(err: Error) => void>()
+  /** Settles when a suspect backend is found answering or failing. */
+  private verdict?: { promise: Promise<void>, resolve: () => void }
   private probing?: Promise<boolean>
   private probeTimer?: unknown
   private closed = false
@@ -99,15 +108,15 @@ export class BackendHealth {
     this.timers = opts.timers ?? realTimers
   }
 
-  /** True from a link failure until the backend answers again. */
-  get failing (): boolean { return this.down }
+  /** True once the backend is known to be failing (a link failure, confirmed by a probe) until it answers again. */
+  get failing (): boolean { return this.state === 'failing' }
 
   /** True when calls are refused at once while failing (the backend can be probed). */
   get failFast (): boolean { return this.opts.ping !== undefined }
 
   /** Rejects at once, as the call would, when calls are not sent (failing, fail-fast backend). */
   check (op?: string, path?: string): void {
-    if (this.down && this.failFast) throw this.notAsked(op, path)
+    if (this.state === 'failing' && this.failFast) throw this.notAsked(op, path)
   }
 
   private notAsked (op?: string, path?: string): Error {
@@ -115,28 +124,38 @@ export class BackendHealth {
     return new FsxError('EIO', `the backend is failing (${this.lastError ?? 'no answer'} for ${secs}s): not asked; a background probe checks when it answers again`, { op, path })
   }
 
+  /** Runs `start` now, or once a suspect backend's probe has decided (sent if it answers, refused if not). */
+  private gated<T> (start: () => Promise<T>): Promise<T> {
+    if (this.state === 'suspect' && this.verdict !== undefined) return this.verdict.promise.then(() => this.gated(start))
+    return start()
+  }
+
   /**
    * A lookup: an idempotent call whose answer a cached one may replace (stat, list, read…). Refused at once while
-   * failing; abandoned (EIO) when the backend turns failing while it waits; a link failure when unanswered for
+   * failing; abandoned (EIO) when the backend is found failing while it waits; a link failure when unanswered for
    * `lookupWaitMs`.
    */
   lookup<T> (run: () => Promise<T>, op?: string, path?: string): Promise<T> {
-    try {
-      this.check(op, path)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    return this.bounded(run, true, op, path)
+    return this.gated(() => {
+      try {
+        this.check(op, path)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      return this.bounded(run, true, op, path)
+    })
   }
 
   /** A change (write, rename, open…): refused at once while failing; otherwise waits for the backend's own answer. */
   change<T> (run: () => Promise<T>, op?: string, path?: string): Promise<T> {
-    try {
-      this.check(op, path)
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    return this.observe(run, op, path)
+    return this.gated(() => {
+      try {
+        this.check(op, path)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      return this.observe(run, op, path)
+    })
   }
 
   /** A call sent whatever the verdict (a close that releases resources); its outcome still counts. */
@@ -170,7 +189,7 @@ export class BackendHealth {
     return new FsxError('EIO', e?.message ?? String(err), { path: e?.path ?? path, op: e?.op ?? e?.syscall ?? op, cause: err })
   }
 
-  /** Runs `run`, settling by `lookupWaitMs`; `abandonable` calls also settle (EIO) when the backend turns failing. */
+  /** Runs `run`, settling by `lookupWaitMs`; `abandonable` calls also settle (EIO) when the backend is found failing. */
   private bounded<T> (run: () => Promise<T>, abandonable: boolean, op?: string, path?: string): Promise<T> {
     const wait = this.opts.lookupWaitMs ?? 0
     const abandon = abandonable && this.failFast
@@ -216,38 +235,64 @@ export class BackendHealth {
     })
   }
 
-  /** A link failure of a call that started in generation `gen`. */
+  /**
+   * A link failure of a call that started in generation `gen`. A backend that can be probed becomes suspect and is
+   * probed at once: calls wait for that verdict, so one request lost on a busy link is not taken for an outage.
+   */
   failed (code: string, gen = this.generation, message?: string): void {
     if (this.closed || gen !== this.generation) return
     this.lastError = code
-    if (this.down) return
-    this.down = true
+    if (this.state !== 'ok') return
     this.generation++
     this.sinceMs = this.timers.now()
-    this.opts.onChange?.(true, code, message)
-    if (!this.failFast) return
-    const err = this.notAsked()
-    for (const abandon of [...this.waiting]) abandon(err)
+    this.cause = { code, message }
+    if (!this.failFast) {
+      this.state = 'failing'
+      this.opts.onChange?.(true, code, message)
+      return
+    }
+    this.state = 'suspect'
+    let resolve!: () => void
+    const promise = new Promise<void>(res => { resolve = res })
+    this.verdict = { promise, resolve }
     void this.probe()
   }
 
-  /** The backend answered something: the failing state (if any) ends. */
+  /** The probe of a suspect backend got no answer either: it is failing. */
+  private confirm (): void {
+    if (this.state !== 'suspect') return
+    this.state = 'failing'
+    this.generation++
+    this.opts.onChange?.(true, this.cause?.code, this.cause?.message)
+    const err = this.notAsked()
+    for (const abandon of [...this.waiting]) abandon(err)
+    this.endVerdict()
+  }
+
+  private endVerdict (): void {
+    this.verdict?.resolve()
+    this.verdict = undefined
+  }
+
+  /** The backend answered something: the suspect or failing state (if any) ends. */
   answered (): void {
-    if (!this.down || this.closed) return
-    this.down = false
+    if (this.state === 'ok' || this.closed) return
+    const wasFailing = this.state === 'failing'
+    this.state = 'ok'
     this.generation++
     if (this.probeTimer !== undefined) this.timers.clearTimeout(this.probeTimer)
     this.probeTimer = undefined
-    this.opts.onChange?.(false)
+    this.endVerdict()
+    if (wasFailing) this.opts.onChange?.(false)
   }
 
   /**
-   * Asks the backend once (`ping`), joining a probe in flight; resolves true when it answered. While the backend
-   * stays failing, the next probe is scheduled `probeIntervalMs` after this one settles.
+   * Asks the backend once (`ping`), joining a probe in flight; resolves true when it answered. A suspect backend
+   * whose probe gets no answer is failing; while it is, the next probe runs `probeIntervalMs` after this one settled.
    */
   async probe (): Promise<boolean> {
     const ping = this.opts.ping
-    if (ping === undefined || this.closed) return !this.down
+    if (ping === undefined || this.closed) return this.state === 'ok'
     if (this.probeTimer !== undefined) this.timers.clearTimeout(this.probeTimer)
     this.probeTimer = undefined
     this.probing ??= (async () => {
@@ -255,10 +300,12 @@ export class BackendHealth {
         await this.bounded(ping, false, 'probe')
         return true
       } catch (err) {
-        return !isLinkDown((err as { cause?: unknown }).cause ?? err) && !this.down
+        if (!isLinkDown((err as { cause?: unknown }).cause ?? err)) return true // an answer, if not a good one
+        this.confirm()
+        return false
       } finally {
         this.probing = undefined
-        if (this.down && !this.closed) {
+        if (this.state === 'failing' && !this.closed) {
           this.probeTimer = this.timers.setTimeout(() => {
             this.probeTimer = undefined
             void this.probe()
@@ -269,11 +316,12 @@ export class BackendHealth {
     return await this.probing
   }
 
-  /** Stops probing; calls still settle. */
+  /** Stops probing; calls still settle (a suspect verdict is given up: calls waiting for it go ahead). */
   close (): void {
     this.closed = true
     if (this.probeTimer !== undefined) this.timers.clearTimeout(this.probeTimer)
     this.probeTimer = undefined
+    this.endVerdict()
   }
 }
 

@@ -69,6 +69,8 @@ if (s3 !== undefined) {
     t.not(first.code, 0, 'a name never looked up cannot be answered')
     t.match(first.err, /Input\/output error/, `it fails with EIO (${first.err})`)
     t.ok(first.ms < FIRST_MS, `the first request to meet the frozen server answers within one s3Timeout: ${first.ms} ms (bound ${FIRST_MS})`)
+    // That made S3 suspect; a probe that gets no answer either (one more s3Timeout) makes it known to be failing.
+    await waitUntil(async () => (await stats()).stale.backendFailing === true, { timeoutMs: S3_TIMEOUT_MS + 5000, what: 'fsx to find S3 failing' })
 
     // The backend is known to be failing now: nothing waits for it.
     const cachedOps: Array<[string, string, (out: string) => void]> = [
@@ -98,7 +100,7 @@ if (s3 !== undefined) {
       t.ok(r.ms < AT_ONCE_MS, `${what}: at once, ${r.ms} ms (bound ${AT_ONCE_MS})`)
     }
     const down = await stats()
-    t.equal(down.stale.backendFailing, true, 'fsx stats says the backend is failing')
+    t.equal(down.stale.backendFailing, true, 'fsx stats still says the backend is failing')
     t.equal(down.stale.lastError, 'ETIMEDOUT')
     t.ok(down.stale.serves > 0, `and counts stale answers (${down.stale.serves})`)
     t.match(m.log(), /backend failing \(ETIMEDOUT\)/, 'the log says so once')

@@ -63,6 +63,12 @@ async function setup (t: Test, sshd: Sshd, name: string): Promise<{ m: Mount, at
   return { m, at, files, env }
 }
 
+/** Resolves once fsx stats say the backend is known to be failing (a failure, then a probe without an answer). */
+async function knownFailing (m: Mount, env: Record<string, string>, timeoutMs: number): Promise<void> {
+  await waitUntil(async () => JSON.parse((await fsx(['stats', m.mountpoint, '--json'], { env })).stdout).mounts[0].stale.backendFailing === true,
+    { timeoutMs, what: 'fsx to find the server failing' })
+}
+
 /** While the backend is known to be failing: cached answers at once, everything else EIO at once. */
 async function duringOutage (t: Test, at: (p: string) => string, files: Files): Promise<void> {
   const cached: Array<[string, string, (out: string) => void]> = [
@@ -125,6 +131,8 @@ if (sshdAvailable(t) && fuseAvailable(t)) {
     t.not(first.code, 0, 'a name never looked up cannot be answered')
     t.match(first.err, /Input\/output error/, `it fails with EIO, not ETIMEDOUT (${first.err})`)
     t.ok(first.ms < FIRST_MS, `the first request answers within one sftpTimeout: ${first.ms} ms (bound ${FIRST_MS})`)
+    // A probe that gets no answer either (one more sftpTimeout) makes the server known to be failing.
+    await knownFailing(m, env, SFTP_TIMEOUT_MS + 5000)
     await duringOutage(t, at, files)
     t.match(m.log(), /backend failing \(ETIMEDOUT\)/, 'the log says the backend is failing')
 
@@ -141,6 +149,7 @@ if (sshdAvailable(t) && fuseAvailable(t)) {
     t.not(first.code, 0, 'a name never looked up cannot be answered')
     t.match(first.err, /Input\/output error/, `it fails with EIO (${first.err})`)
     t.ok(first.ms < AT_ONCE_MS, `a refused connection is the answer: at once, ${first.ms} ms (bound ${AT_ONCE_MS})`)
+    await knownFailing(m, env, 5000)
     await duringOutage(t, at, files)
     t.match(m.log(), /backend failing \(ECONNREFUSED\)/, 'the log says the backend is failing')
 
