@@ -28,7 +28,9 @@
  * their errors are answers about one file, not news about a link.
  *
  * Invariants:
- * - Every promise returned here settles: a lookup by its backstop (when set), a change when the backend settles it.
+ * - Every promise returned here settles: a lookup or probe of a remote backend by its backstop (when set), so a call
+ *   waiting for a suspect backend's verdict too; everything else when the backend settles it (the VFS's request
+ *   deadline bounds what an application waits for).
  * - The probe timer runs only while failing, and never after `close()`.
  */
 import { FsxError } from '../errors.js'
@@ -75,7 +77,10 @@ export function isLinkDown (err: unknown): boolean {
 export interface HealthOptions {
   /** One cheap request proving the backend answers; with it, fail-fast and the probe are on. */
   ping?: () => Promise<unknown>
-  /** A lookup (or probe) unanswered this long counts as a link failure (0 or undefined: no backstop). */
+  /**
+   * With `ping`: a lookup (or probe) unanswered this long counts as a link failure (0 or undefined: no backstop).
+   * Without it (local backends) lookups have no timer of their own: the request deadline bounds them.
+   */
   lookupWaitMs?: number
   /** Gap between probes while failing (default PROBE_INTERVAL_MS). */
   probeIntervalMs?: number
@@ -191,7 +196,8 @@ export class BackendHealth {
 
   /** Runs `run`, settling by `lookupWaitMs`; `abandonable` calls also settle (EIO) when the backend is found failing. */
   private bounded<T> (run: () => Promise<T>, abandonable: boolean, op?: string, path?: string): Promise<T> {
-    const wait = this.opts.lookupWaitMs ?? 0
+    // NB: no timer per call for local backends: their reads are the hot path, and the request deadline bounds them.
+    const wait = this.failFast ? this.opts.lookupWaitMs ?? 0 : 0
     const abandon = abandonable && this.failFast
     if (wait <= 0 && !abandon) return this.observe(run, op, path)
     const gen = this.generation
