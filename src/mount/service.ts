@@ -146,6 +146,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       writebackDirtyMaxBytes: values.writebackDirtyMax as number,
       staleIfErrorMs: values.staleIfError as number,
       validateIntervalMs: values.validateInterval as number,
+      opTimeoutMs: values.opTimeout as number,
       log: req.log,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })
