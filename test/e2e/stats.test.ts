@@ -15,7 +15,8 @@ if (fuseAvailable(t)) {
     const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
     const data = await tempDir('fsx-data-')
     await writeFile(path.join(data, 'f.bin'), Buffer.alloc(4096, 7))
-    const m = await mountFsx(t, data, ['--preset', 'safe', '--metrics-addr', '127.0.0.1:0'], { env })
+    // Passthrough would hand the reads to the kernel; here fsx serves them, so it counts them.
+    const m = await mountFsx(t, data, ['--preset', 'safe', '--no-passthrough', '--metrics-addr', '127.0.0.1:0'], { env })
     const url = /metrics at (http:\/\/\S+)/.exec(m.log())?.[1]
     t.ok(url, 'the mount logs its metrics URL')
 
@@ -52,6 +53,26 @@ if (fuseAvailable(t)) {
     t.equal(mounts[0].mountpoint, m.mountpoint)
     t.equal(mounts[0].preset, 'safe')
     t.equal(mounts[0].pid, m.child.pid)
+  })
+
+  t.test('opens passed through to the kernel are counted as such, and fsx serves none of their reads', async t => {
+    const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
+    const data = await tempDir('fsx-data-')
+    await writeFile(path.join(data, 'f.bin'), Buffer.alloc(4096, 7))
+    const m = await mountFsx(t, data, ['--preset', 'safe'], { env })
+    const before = await statsOf(m.mountpoint, env)
+    if (before.engine?.engine !== 'kernel' || before.engine.passthroughOff) {
+      t.plan(0, `skipped: passthrough is not in use on this mount (${before.engine?.passthroughOff ?? `engine ${before.engine?.engine}`})`)
+      return
+    }
+    const N = 3
+    const r = await run('bash', ['-c', `for i in $(seq ${N}); do cat f.bin > /dev/null; done`], { cwd: m.mountpoint })
+    t.equal(r.code, 0, r.stderr)
+    const after = await statsOf(m.mountpoint, env)
+    t.equal(after.engine.passthroughOpens - before.engine.passthroughOpens, N, `${N} opens passed through`)
+    t.equal((after.ops.read?.count ?? 0) - (before.ops.read?.count ?? 0), 0, 'no read reached fsx')
+    const human = await fsx(['stats', m.mountpoint], { env })
+    t.match(human.stdout, new RegExp(`engine: kernel, protocol 7\\.\\d+, ${after.engine.passthroughOpens} opens passed through`))
   })
 
   t.test('a repeated xattr lookup counts a hit in the user-space cache', async t => {
