@@ -1,11 +1,13 @@
 // Presets: the built-ins hold the values the docs promise; --preset takes a name or a JSON file.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, writeFile, readFile } from 'node:fs/promises'
-import os from 'node:os'
+import { writeFile, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { builtinPresetNames, loadPreset, PRESETS_DIR } from '../../dist/config/presets.js'
 import { CORE_OPTIONS } from '../../dist/config/options.js'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tempDir = tempDirs()
 
 test('the three built-in presets exist', async () => {
   assert.deepEqual(await builtinPresetNames(), ['balanced', 'high-performance', 'safe'])
@@ -51,7 +53,7 @@ test('preset files hold only known settings plus a description', async () => {
 })
 
 test('a preset can be a JSON file path', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fsx-preset-'))
+  const dir = await tempDir('fsx-preset-')
   const file = path.join(dir, 'mine.json')
   await writeFile(file, JSON.stringify({ description: 'mine', settings: { attrTtl: '42s' } }))
   const p = await loadPreset(file, CORE_OPTIONS)
@@ -61,7 +63,7 @@ test('a preset can be a JSON file path', async () => {
 
 test('an unknown preset or a bad preset value is one ECONFIG error', async () => {
   await assert.rejects(loadPreset('turbo', CORE_OPTIONS), { code: 'ECONFIG', message: /unknown preset "turbo"/ })
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fsx-preset-'))
+  const dir = await tempDir('fsx-preset-')
   const file = path.join(dir, 'bad.json')
   await writeFile(file, JSON.stringify({ description: 'x', settings: { readahead: 'lots' } }))
   await assert.rejects(loadPreset(file, CORE_OPTIONS), { code: 'ECONFIG', message: /readahead.*not a size/ })
