@@ -18,7 +18,7 @@ import { testSeeds } from '../helpers/timing.js'
 const MiB = 1024 * 1024
 /** Fixed seeds plus one random seed, printed as a comment (FSX_TEST_SEED=N replays it). */
 const SEEDS = testSeeds([1, 4242], line => t.comment(line))
-const EXERCISER_OPS = Number(process.env.FSX_S3_EXERCISER_OPS ?? 1500)
+const EXERCISER_OPS = Number(process.env.FSX_S3_EXERCISER_OPS ?? 1000)
 
 const s3 = fuseAvailable(t) ? await startS3Server(t) : undefined
 if (s3 !== undefined) {
