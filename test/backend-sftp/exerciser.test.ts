@@ -1,7 +1,7 @@
 // The seeded random-operation exerciser through a real SFTP mount (OpenSSH sshd on 127.0.0.1). Each mount runs a
 // fixed set of seeds plus one random seed, printed as a comment (test/helpers/timing.ts); a failure names its seed,
 // and FSX_TEST_SEED=N runs N as the extra seed. FSX_SFTP_EXERCISER_OPS=N sets the length of each balanced run
-// (default 2,500: CI time stays modest; the high-performance runs are a fifth).
+// (default 1,700: CI time stays modest; the high-performance runs are a fifth).
 import t from 'tap'
 import { fuseAvailable, mountFsx, run } from '../helpers/mount.js'
 import { startSshd, sshdAvailable } from '../helpers/sshd.js'
@@ -9,7 +9,7 @@ import { exercise } from '../helpers/exerciser.js'
 import { testSeeds } from '../helpers/timing.js'
 
 const SEEDS = testSeeds([1, 2112076333], line => t.comment(line))
-const OPS = Number(process.env.FSX_SFTP_EXERCISER_OPS ?? 2_500)
+const OPS = Number(process.env.FSX_SFTP_EXERCISER_OPS ?? 1_700)
 
 if (fuseAvailable(t) && sshdAvailable(t)) {
   const sshd = await startSshd(t)

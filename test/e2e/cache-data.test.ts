@@ -81,8 +81,8 @@ if (fuseAvailable(t)) {
       const m = await mountMem(t, `mem://cache-ex-${preset}-${process.pid}`, mnt, { cacheDir: path.join(home, 'cache') }, preset)
       for (const seed of testSeeds([7], line => t.comment(line))) {
         // NB: this process serves the mount; the exerciser only uses async fs calls, so it may run here.
-        const report = await exercise({ root: mnt, seed, ops: 2000, maxFileSize: 3 * MiB, opTimeoutMs: 60_000 })
-        t.equal(report.ops, 2000, `seed=${seed}`)
+        const report = await exercise({ root: mnt, seed, ops: 1000, maxFileSize: 3 * MiB, opTimeoutMs: 60_000 })
+        t.equal(report.ops, 1000, `seed=${seed}`)
       }
       await m.stop()
     })

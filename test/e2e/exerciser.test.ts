@@ -1,14 +1,14 @@
 // The seeded random-operation exerciser (in the spirit of the classic fsx tool) and fio --verify, through real
 // mounts of the local backend. Each mount runs a fixed set of seeds plus one random seed, printed as a comment
 // (test/helpers/timing.ts); a failure names its seed, and FSX_TEST_SEED=N runs N as the extra seed.
-// FSX_EXERCISER_OPS=N sets the length of each balanced run (default 8,000; the write-back runs are a quarter).
+// FSX_EXERCISER_OPS=N sets the length of each balanced run (default 7,000; the write-back runs are a quarter).
 import t from 'tap'
 import { fuseAvailable, mountFsx, run, tempDir } from '../helpers/mount.js'
 import { exercise } from '../helpers/exerciser.js'
 import { testSeeds } from '../helpers/timing.js'
 
 const SEEDS = testSeeds([1, 20261202], line => t.comment(line))
-const OPS = Number(process.env.FSX_EXERCISER_OPS ?? 8_000)
+const OPS = Number(process.env.FSX_EXERCISER_OPS ?? 7_000)
 
 if (fuseAvailable(t)) {
   for (const seed of SEEDS) {

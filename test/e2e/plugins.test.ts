@@ -43,8 +43,8 @@ t.test('a backend plugin installed with fsx plugins install serves its scheme', 
   t.equal(cmp.code, 0)
 
   for (const seed of testSeeds([4242], line => t.comment(line))) {
-    const report = await exercise({ root: m.mountpoint, seed, ops: 3000, opTimeoutMs: 60_000 })
-    t.equal(report.ops, 3000, `the random-operation exerciser runs clean on a whole-object backend (seed=${seed})`)
+    const report = await exercise({ root: m.mountpoint, seed, ops: 1500, opTimeoutMs: 60_000 })
+    t.equal(report.ops, 1500, `the random-operation exerciser runs clean on a whole-object backend (seed=${seed})`)
   }
   t.equal(await m.stop(), 0)
 
