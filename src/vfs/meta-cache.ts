@@ -161,10 +161,17 @@ export class MetaCache {
     if (e && this.live(p, e.seq)) { this.counts.dir.hits++; return e.v }
     this.counts.dir.misses++
     return await this.shared(this.pendingDir, p, fetch, (entries, ticket) => {
+      const prefix = p === '/' ? '/' : p + '/'
+      // A file changed through fsx while the listing was in flight (its attributes, not its name: the directory's
+      // own ticket does not see that) is listed with the attributes from before the change: they go, for this
+      // caller too (every joiner gets this array), and the kernel looks the name up instead (READDIRPLUS).
+      for (let i = 0; i < entries.length; i++) {
+        const d = entries[i]
+        if (d.stat !== undefined && !this.storable(prefix + d.name, ticket)) entries[i] = { name: d.name }
+      }
       if (!this.storable(p, ticket)) return
       this.dir!.set(p, { v: entries, seq: ticket })
       this.dirNames += entries.length
-      const prefix = p === '/' ? '/' : p + '/'
       for (const d of entries) if (d.stat) this.putAttr(prefix + d.name, d.stat, ticket)
     })
   }
@@ -303,6 +310,8 @@ export class MetaCache {
     this.neg?.delete(p)
     this.pendingAttr.delete(p)
     this.pendingDir.delete(p)
+    // A listing of the parent in flight now may carry `p`'s attributes from before: nobody joins it any more.
+    if (p !== '/') this.pendingDir.delete(p.slice(0, Math.max(1, p.lastIndexOf('/'))))
     if (this.inflight.size > 0) {
       const s = ++this.seq
       this.exact.delete(p)

@@ -452,6 +452,9 @@ export class Vfs {
 
   async getattr (p: string): Promise<Stat> {
     this.named(p, 'getattr')
+    // A release saving the last staged copy has dropped it but not yet journaled or uploaded it: the backend's
+    // attributes are the old ones until it is done (the kernel would take that old size as the file's).
+    await this.settled(p)
     // Written behind the VFS's back (passthrough): only the backend knows the size and mtime now.
     if (this.bypassed.has(p)) this.meta.invalidate(p)
     const node = this.nodes.get(p)
@@ -632,7 +635,9 @@ export class Vfs {
     const stats = entries.map(e => e.stat)
     // What this mount holds and the backend does not know yet (a staged or journaled write, a passed-through
     // write) wins over the listing: a kernel that takes attributes from READDIRPLUS must not see an older size.
-    if (this.nodes.size > 0 || this.bypassed.size > 0 || (this.journal?.counters().queued ?? 0) > 0) {
+    // NB: an upload in flight counts too: the backend may have answered the listing with the version before it.
+    const journaled = this.journal === undefined ? 0 : (c => c.queued + c.inFlight)(this.journal.counters())
+    if (this.nodes.size > 0 || this.bypassed.size > 0 || journaled > 0) {
       const base = p === '/' ? '' : p
       await Promise.all(entries.map(async (e, i) => {
         const child = `${base}/${e.name}`
@@ -726,6 +731,8 @@ export class Vfs {
 
   async open (p: string, flagsInt: number, caller?: Caller): Promise<number> {
     this.named(p, 'open')
+    // Not a copy of the version before what a release is saving now.
+    await this.settled(p)
     const flags = decodeFlags(flagsInt)
     if (this.caps.randomWrite && this.backend.open) {
       if (!flags.write && !flags.create && !flags.truncate && this.health.failing && this.health.failFast) {
@@ -740,7 +747,9 @@ export class Vfs {
       // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
       if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
       const owner = flags.create ? (await this.ownerFor(p, caller)).owner : undefined
-      const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666, owner),
+      // With append, the backend handle appends by itself (O_APPEND on the host, SSH_FXF_APPEND): the offsets the
+      // kernel sends are its idea of the size, which another handle or client may have moved.
+      const bh = await this.mutate(async () => await this.backend.open!(p, flags, 0o666, owner),
         () => { if (flags.truncate || flags.create) this.entryChanged(p) })
       return this.register({ path: p, flags, bh, dirty: false })
     }
@@ -789,8 +798,9 @@ export class Vfs {
    */
   async create (p: string, mode: number, caller?: Caller, flagsInt?: number): Promise<number> {
     this.named(p, 'create')
+    await this.settled(p)
     const given = flagsInt === undefined ? undefined : decodeFlags(flagsInt)
-    const flags: OpenFlags = { read: true, write: true, create: true, exclusive: given?.exclusive ?? false, truncate: given?.truncate ?? false, append: false }
+    const flags: OpenFlags = { read: true, write: true, create: true, exclusive: given?.exclusive ?? false, truncate: given?.truncate ?? false, append: given?.append ?? false }
     const { owner } = await this.ownerFor(p, caller)
     if (this.caps.randomWrite && this.backend.open) {
       const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p))
@@ -866,7 +876,9 @@ export class Vfs {
     if (h.bh) return await this.mutate(async () => await h.bh!.write(pos, data), () => this.changed(h.path))
     const staging = h.node?.staging
     if (!staging) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
-    return await staging.write(data, len, pos)
+    // O_APPEND is ours to honour (the engines pass it on only when the kernel does not append by itself): the
+    // kernel's idea of the size may be older than the staged file's.
+    return await staging.write(data, len, h.flags.append ? staging.size : pos)
   }
 
   /** Called on every close(2) of a descriptor: where write errors reach the application. */
