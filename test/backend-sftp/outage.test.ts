@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import path from 'node:path'
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { randomBytes, createHash } from 'node:crypto'
-import { fuseAvailable, mountFsx, run, fsx, tempDir, type Mount } from '../helpers/mount.js'
+import { fuseAvailable, holdKernelCaches, mountFsx, run, fsx, tempDir, type Mount } from '../helpers/mount.js'
 import { startSshd, sshdAvailable, type Sshd } from '../helpers/sshd.js'
 import { scaled, waitUntil } from '../helpers/timing.js'
 
@@ -54,6 +54,8 @@ async function setup (t: Test, sshd: Sshd, name: string): Promise<{ m: Mount, at
     FSX_NEGATIVE_CACHE_TTL: '0s', FSX_STALE_IF_ERROR: '10m', FSX_SFTP_TIMEOUT: `${SFTP_TIMEOUT_MS}ms`
   }
   const m = await mountFsx(t, `${sshd.url}/${name}`, ['--preset', 'balanced'], { env })
+  // Pages and dentries the kernel kept are part of what is checked: no other test may drop them meanwhile.
+  await holdKernelCaches(t)
   const at = (p: string): string => JSON.stringify(path.join(m.mountpoint, p))
   t.equal((await op(`md5sum < ${at('dir/small.bin')}`)).out.split(' ')[0], md5(files.small), 'warm: a file read')
   t.equal((await op(`ls ${at('dir')}`)).out, 'small.bin', 'warm: a directory listed')

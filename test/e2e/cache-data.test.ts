@@ -6,7 +6,7 @@ import t from 'tap'
 import path from 'node:path'
 import { writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
-import { fuseAvailable, forceUnmount, run, tempDir } from '../helpers/mount.js'
+import { dropKernelCaches, fuseAvailable, forceUnmount, run, tempDir } from '../helpers/mount.js'
 import { startMount, type RunningMount } from '../../dist/mount/service.js'
 import { BackendRegistry } from '../../dist/backend/registry.js'
 import { resolveSettings } from '../../dist/config/resolve.js'
@@ -28,9 +28,9 @@ async function mountMem (t: Tap.Test, source: string, mountpoint: string, flags:
 
 /** Drops the kernel's page cache (of every file system), from a child process. */
 async function dropPageCache (file: string): Promise<void> {
-  const r = await run('sh', ['-c', 'sync; echo 1 > /proc/sys/vm/drop_caches'])
-  // Without /proc/sys write access, ask for this file's clean pages to go (posix_fadvise DONTNEED).
-  if (r.code !== 0) await run('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
+  // This file's clean pages only (posix_fadvise DONTNEED): a machine-wide drop would hit other tests running now.
+  const r = await run('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
+  if (r.code !== 0) await dropKernelCaches()
 }
 
 const reads = (m: RunningMount): number => m.backend.counters!().reads

@@ -8,7 +8,7 @@ import t from 'tap'
 import path from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { appendFile, chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { dropKernelCaches, fsx, fuseAvailable, isMounted, mountFsx, run, sh, tempDir } from '../helpers/mount.js'
+import { dropKernelCaches, fsx, fuseAvailable, holdKernelCaches, isMounted, mountFsx, run, sh, tempDir } from '../helpers/mount.js'
 import { testSeeds, waitUntil } from '../helpers/timing.js'
 import { exercise } from '../helpers/exerciser.js'
 import { startSshd, sshdAvailable } from '../helpers/sshd.js'
@@ -63,6 +63,8 @@ if (fuseAvailable(t)) {
     await Promise.all(Array.from({ length: 2000 }, async (_, i) => await writeFile(path.join(data, 'many', `f${i}`), String(i))))
     // "Warm": within the kernel's TTLs (a minute here, so a slow machine between the two listings changes nothing).
     const m = await mountFsx(t, data, ['--attr-ttl', '1m', '--entry-ttl', '1m'])
+    // What the kernel keeps is the point: no other test may drop its caches meanwhile.
+    await holdKernelCaches(t)
     const cold = await sh('ls -l many | wc -l', m.mountpoint)
     t.equal(cold.stdout.trim(), '2001')
     const before = await figures(m.mountpoint)
@@ -78,6 +80,7 @@ if (fuseAvailable(t)) {
     await writeFile(path.join(data, 'f'), 'one')
     const m = await mountFsx(t, data, ['--attr-ttl', '1h', '--entry-ttl', '1h', '--negative-ttl', '1h', '--consistency', 'eventual',
       '--attr-cache-ttl', '2s', '--validate-interval', '1s'])
+    await holdKernelCaches(t)
     t.equal((await sh('cat f; stat -c %s f; ls', m.mountpoint)).stdout, 'one3\nf\n')
     // Changed on the backing side: the kernel would trust its cached size and pages for an hour.
     await appendFile(path.join(data, 'f'), ' two')

@@ -12,7 +12,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -142,9 +142,70 @@ export async function errnoProbe (calls: Array<[string, string, ...string[]]>): 
   return JSON.parse(r.stdout)
 }
 
-/** Drops the kernel's page, dentry and inode caches (needs root), so the next access goes through FUSE again. */
+/**
+ * Test files run in parallel, and dropping the kernel's caches is machine-wide: a test that checks what the kernel
+ * kept (pages, dentries) must not see another test's drop in the middle. Such a test holds the caches
+ * (`holdKernelCaches`); a drop waits until no test holds them. Both sides announce themselves in HOLDS before they
+ * look at the other's announcements (a dropper as `drop-PID-N`, a holder as `hold-PID-N`), so at least one of two
+ * racing sides sees the other: a dropper that sees a hold withdraws and waits; a holder that sees a drop waits for
+ * it to end. An announcement of a process that is gone is ignored.
+ */
+const HOLDS = path.join(os.tmpdir(), '.fsx-test-kernel-cache-holds')
+let holdSeq = 0
+
+async function announcements (kind: 'hold' | 'drop'): Promise<string[]> {
+  const names = await readdir(HOLDS).catch(() => [] as string[])
+  return names.filter(n => {
+    const [k, pid] = n.split('-')
+    if (k !== kind) return false
+    try {
+      process.kill(Number(pid), 0)
+      return true
+    } catch {
+      return false
+    }
+  })
+}
+
+async function announce (kind: 'hold' | 'drop'): Promise<() => Promise<void>> {
+  await mkdir(HOLDS, { recursive: true })
+  const file = path.join(HOLDS, `${kind}-${process.pid}-${++holdSeq}`)
+  await writeFile(file, '')
+  return async () => { await rm(file, { force: true }) }
+}
+
+const pause = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
+
+/**
+ * Holds the kernel's caches until `t`'s teardown (or the returned release): no `dropKernelCaches` of any test runs
+ * meanwhile. Waits for a drop in progress to end.
+ */
+export async function holdKernelCaches (t: Pick<TapLike, 'teardown'>): Promise<() => Promise<void>> {
+  const release = await announce('hold')
+  t.teardown(release)
+  while ((await announcements('drop')).length > 0) await pause(20)
+  return release
+}
+
+/**
+ * Drops the kernel's page, dentry and inode caches (needs root), so the next access goes through FUSE again. Waits
+ * while another test holds them (`holdKernelCaches`), up to two minutes (scaled), then fails.
+ */
 export async function dropKernelCaches (): Promise<void> {
-  await run('bash', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'])
+  const deadline = Date.now() + scaled(120_000)
+  for (;;) {
+    const withdraw = await announce('drop')
+    try {
+      if ((await announcements('hold')).length === 0) {
+        await run('bash', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches'])
+        return
+      }
+    } finally {
+      await withdraw()
+    }
+    if (Date.now() > deadline) throw new Error('timed out waiting for other tests to release the kernel caches')
+    await pause(50)
+  }
 }
 
 export async function isMounted (mountpoint: string): Promise<boolean> {
