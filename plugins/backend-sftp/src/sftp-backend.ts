@@ -30,7 +30,7 @@ import os from 'node:os'
 import type { SFTPWrapper } from 'ssh2'
 import type {
   Backend, BackendKit, Capabilities, DirEntry, OpenFlags, Owner, Stat, StatFs, WriteAttrs, WriteSource
-} from '../../../src/backend/types.js'
+} from '@fsx/sdk'
 import { Pool, request, isTransportError, type Session } from './connection.js'
 import { SftpFileHandle, pflagsOf, type HandleHost } from './file-handle.js'
 import type { SftpSettings } from './options.js'
