@@ -187,8 +187,13 @@ export interface Backend {
   setxattr?(path: string, name: string, value: Buffer, flags: number): Promise<void>
   listxattr?(path: string): Promise<string[]>
   removexattr?(path: string, name: string): Promise<void>
-  /** Counters this backend keeps (requests, bytes, retries…), read by stats. */
+  /**
+   * Counts this backend keeps that only grow (requests, bytes, retries…), read by `fsx stats` and exported to
+   * Prometheus as counters (`fsx_backend_<name>_total`). The set of names is fixed once the backend is created.
+   */
   counters?(): Record<string, number>
+  /** Levels that go up and down (connections open now, files open…): shown beside the counters, exported as gauges. */
+  levels?(): Record<string, number>
   /** Lines the mount prints once when it starts: what this backend cannot do as the user may expect. */
   notices?(): string[]
 }

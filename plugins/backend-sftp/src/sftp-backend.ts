@@ -902,7 +902,11 @@ export class SftpBackend implements Backend, HandleHost {
   }
 
   counters (): Record<string, number> {
-    return { ...this.stats, ...this.pool.stats, connections: this.pool.live, openFiles: this.handles.size }
+    return { ...this.stats, ...this.pool.stats }
+  }
+
+  levels (): Record<string, number> {
+    return { connections: this.pool.live, openFiles: this.handles.size }
   }
 
   async close (): Promise<void> {
