@@ -188,6 +188,12 @@ export interface Backend {
   listxattr?(path: string): Promise<string[]>
   removexattr?(path: string, name: string): Promise<void>
   /**
+   * One cheap request that proves the backend answers (S3: a 1-key listing; SFTP: stat of the root), bounded by the
+   * backend's own request deadline. Remote backends implement it: while one is failing, the VFS sends it nothing
+   * but this probe, answering from its caches or failing at once (the core's src/vfs/health.ts). Rejects as any call does.
+   */
+  ping?(): Promise<void>
+  /**
    * Counts this backend keeps that only grow (requests, bytes, retries…), read by `fsx stats` and exported to
    * Prometheus as counters (`fsx_backend_<name>_total`). The set of names is fixed once the backend is created.
    */

@@ -34,6 +34,8 @@ export interface MountRequest {
 
 export interface RunningMount {
   mountpoint: string
+  /** The FUSE engine serving it ("kernel", "fuse-native"). */
+  engine: string
   backend: Backend
   vfs: Vfs
   metrics: MountMetrics
@@ -146,6 +148,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       writebackDirtyMaxBytes: values.writebackDirtyMax as number,
       staleIfErrorMs: values.staleIfError as number,
       validateIntervalMs: values.validateInterval as number,
+      opTimeoutMs: values.opTimeout as number,
       log: req.log,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })
@@ -228,6 +231,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
 
     return {
       mountpoint,
+      engine: engine.name,
       backend,
       vfs,
       metrics,
