@@ -217,7 +217,10 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       await removeRecord(mountpoint).catch(() => {})
       resolveDone()
     }
-    // Notice an unmount done from outside (fusermount -u, fsx unmount) without generating FUSE traffic.
+    // Notice an unmount done from outside (fusermount -u, fsx unmount, umount) without generating FUSE traffic.
+    // NB: the watch keeps the process alive (it is cleared by finish()). Once the kernel ends the connection the
+    // engine holds nothing, and an unref'd watch let a foreground `fsx mount` die with Node's exit code 13 (top-level
+    // await never settled) instead of finishing cleanly with 0: systemd's ExecStop then saw the service fail.
     const watch = setInterval(() => {
       if (stopping) return
       mountAt(mountpoint).then(entry => {
@@ -227,7 +230,6 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
         }
       }, () => {})
     }, 1000)
-    watch.unref()
 
     return {
       mountpoint,
