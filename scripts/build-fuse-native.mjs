@@ -1,37 +1,76 @@
 #!/usr/bin/env node
-// Rebuild fuse-native's addon from its patched source (patches/fuse-native+2.2.6.patch).
+// Build the fallback FUSE engine's addon: fuse-native's C source with native/fuse-native+2.2.6.patch applied.
 //
-// Why: fuse-native 2.2.6 ships a prebuild (prebuilds/linux-x64/node.napi.node) compiled from the
-// unpatched C file, whose utimens passes atime twice and folds UTIME_NOW/UTIME_OMIT into ~1073 ms.
-// node-gyp-build loads build/Release/fuse.node in preference to any prebuild, so building it here
-// is enough; the prebuilds stay in place and are simply shadowed.
+// Why: fsx's default engine (src/fuse/kernel/) needs no compiled code at all. The fallback, `--engine fuse-native`
+// (libfuse 2), needs fuse-native's addon built from a patched C file: the prebuild fuse-native 2.2.6 ships
+// (prebuilds/linux-x64/node.napi.node) is compiled from the unpatched source, whose utimens passes atime twice
+// and folds UTIME_NOW/UTIME_OMIT into ~1073 ms. node-gyp-build loads build/Release/fuse.node in preference to
+// any prebuild, so building it there is enough; the prebuilds stay in place and are simply shadowed.
 //
-// Run as the root "postinstall" after `patch-package` (which applies the patch). Invariants:
-// - Idempotent; skips in a few ms when build/Release/fuse.node is newer than the patched .c and
-//   binding.gyp and loads with the patch marker (fsx_utimens_raw === 1).
+// Runs as fsx's "postinstall", on a developer's `npm ci` and on every user's install alike. Invariants:
+// - It never fails an install: whatever stops the build (fuse-native not installed — it is an optional
+//   dependency —, no compiler, no Node headers, a compiler error) is ONE line on stderr saying what it would need,
+//   and exit 0. Only the fallback engine is then unavailable, and `--engine fuse-native` says so.
+// - The patch is applied here, with the `diff` package, to the fuse-native this package resolves (nested or
+//   hoisted), not by patch-package: that is a development tool (it also applies the test-only s3rver patch).
+// - Idempotent; skips in a few ms when build/Release/fuse.node is newer than the patched .c and binding.gyp and
+//   loads with the patch marker.
 // - Offline: compiles against the local Node headers (<node prefix>/include/node), never downloads.
-// - On failure prints ONE line to stderr (full compiler log saved to a file) and exits 1.
-// - The addon links libfuse.so.2 by soname (via the header/library bundled in
-//   fuse-shared-library-linux), so at run time it uses the system's libfuse2 (Debian: libfuse2 or
-//   libfuse2t64). A missing libfuse.so.2 is reported as a warning, not a failure: it does not stop
-//   the build, only mounting.
+// - The addon links libfuse.so.2 by soname, so at run time it uses the system's libfuse2 (Debian: libfuse2 or
+//   libfuse2t64). A missing libfuse.so.2 is reported, not a failure: it stops only mounting with this engine.
 //
-// Env: FSX_SKIP_FUSE_BUILD=1 skips everything (e.g. a CI job that never mounts);
-//      FSX_FUSE_BUILD_VERBOSE=1 streams node-gyp's output.
+// Env: FSX_SKIP_FUSE_BUILD=1 skips everything; FSX_FUSE_BUILD_VERBOSE=1 streams node-gyp's output.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 const TAG = 'build-fuse-native'
 // Defined by the patch and exported by the patched addon; the newest marker, so an older patched build is rebuilt.
 const PATCH_MARKER = 'fsx_bytes_names'
+/** The fuse-native release the patch is written against. */
+const FUSE_NATIVE_VERSION = '2.2.6'
+const PATCH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'native', `fuse-native+${FUSE_NATIVE_VERSION}.patch`)
+const ONLY_FALLBACK = 'the fallback engine (--engine fuse-native) is unavailable; the default kernel engine does not need it'
 const require = createRequire(import.meta.url)
 
+/** Gives up on the fallback engine: one line, and the install goes on (exit 0). */
 function fail (msg) {
-  console.error(`${TAG}: ${msg}`)
-  process.exit(1)
+  console.error(`${TAG}: ${msg}; ${ONLY_FALLBACK}`)
+  process.exit(0)
+}
+
+/** True when `cmd` is an executable on PATH (or an absolute path to one). */
+function onPath (cmd) {
+  if (cmd.includes('/')) return existsSync(cmd)
+  return (process.env.PATH ?? '').split(':').some(dir => dir !== '' && existsSync(path.join(dir, cmd)))
+}
+
+/**
+ * What node-gyp needs and is missing: Python 3, make, a C compiler and a C++ driver (gyp links with it). Debian:
+ * python3, make, g++ (which brings gcc).
+ */
+function missingTools () {
+  const missing = []
+  if (!onPath(process.env.npm_config_python || process.env.PYTHON || 'python3')) missing.push('python3')
+  if (!onPath('make')) missing.push('make')
+  if (!onPath((process.env.CC ?? 'cc').split(' ')[0]) || !onPath((process.env.CXX ?? 'g++').split(' ')[0])) missing.push('g++')
+  return missing
+}
+
+/** Applies native/fuse-native+2.2.6.patch to fuse-native's C file in place, unless it is applied already. */
+async function applyPatch (pkgDir, source) {
+  const text = readFileSync(source, 'utf8')
+  if (text.includes(PATCH_MARKER)) return
+  const version = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')).version
+  if (version !== FUSE_NATIVE_VERSION) fail(`fuse-native ${version} is installed, but the patch is for ${FUSE_NATIVE_VERSION}`)
+  const { applyPatch, parsePatch } = await import('diff')
+  const part = parsePatch(readFileSync(PATCH, 'utf8')).find(p => p.newFileName?.endsWith('/fuse-native.c'))
+  const patched = part === undefined ? false : applyPatch(text, part)
+  if (patched === false) fail(`${PATCH} does not apply to ${source}`)
+  writeFileSync(source, patched)
 }
 
 function mtimeMs (file) {
@@ -89,22 +128,20 @@ function checkLoads (pkgDir, built) {
   throw new Error(msg)
 }
 
-function main () {
+async function main () {
   if (process.env.FSX_SKIP_FUSE_BUILD === '1') return console.log(`${TAG}: skipped (FSX_SKIP_FUSE_BUILD=1)`)
 
   let pkgDir
   try {
     pkgDir = path.dirname(require.resolve('fuse-native/package.json'))
   } catch {
-    fail('fuse-native is not installed (run npm install)')
+    fail('fuse-native (an optional dependency) is not installed')
   }
   const source = path.join(pkgDir, 'fuse-native.c')
   const gyp = path.join(pkgDir, 'binding.gyp')
   const built = path.join(pkgDir, 'build/Release/fuse.node')
 
-  if (!readFileSync(source, 'utf8').includes(PATCH_MARKER)) {
-    fail(`${source} is not patched (run: npx patch-package)`)
-  }
+  await applyPatch(pkgDir, source)
 
   const upToDate = mtimeMs(built) > Math.max(mtimeMs(source), mtimeMs(gyp))
   if (upToDate) {
@@ -116,10 +153,14 @@ function main () {
     } catch { /* stale or broken build: fall through and rebuild */ }
   }
 
+  const missing = missingTools()
+  if (missing.length > 0) {
+    fail(`not built: it needs python3, make and g++ (missing: ${missing.join(', ')}; Debian: apt-get install python3 make g++, then run: node ${fileURLToPath(import.meta.url)})`)
+  }
   const nodeGyp = findNodeGyp()
-  if (!nodeGyp) fail('node-gyp not found (it ships with npm; is npm installed next to node?)')
+  if (!nodeGyp) fail('not built: node-gyp not found (it ships with npm; is npm installed next to node?)')
   const nodeDir = findNodeDir()
-  if (!nodeDir) fail(`no local Node ${process.versions.node} headers (include/node/node_api.h) next to ${process.execPath}`)
+  if (!nodeDir) fail(`not built: no local Node ${process.versions.node} headers (include/node/node_api.h) next to ${process.execPath} : node-gyp would download them, and fsx builds offline)`)
 
   const started = process.hrtime.bigint()
   const verbose = process.env.FSX_FUSE_BUILD_VERBOSE === '1'
@@ -155,4 +196,4 @@ function main () {
   console.log(`${TAG}: built ${path.relative(process.cwd(), built)} in ${secs.toFixed(1)}s`)
 }
 
-main()
+await main()

@@ -9,6 +9,7 @@ import type { Backend, BackendDefinition, BackendKit, SourceUrl } from './types.
 import type { OptionSpec } from '../config/options.js'
 import { fromBytes, hasEscapes, toBytes } from './names.js'
 import { loadSys, sysUnavailableReason } from '../sys/index.js'
+import { API_VERSION } from '@fsx/sdk'
 
 /** The hook event name plugins implement. */
 export const BACKENDS_HOOK = 'fsx:backends'
@@ -25,10 +26,22 @@ export async function fullKit (): Promise<BackendKit> {
 export class BackendRegistry {
   private readonly defs = new Map<string, BackendDefinition<any>>()
   private readonly byScheme = new Map<string, BackendDefinition<any>>()
+  /** One line per definition refused for its plugin API version (printed by the CLI, see `loadBackends`). */
+  readonly refused: string[] = []
 
+  /**
+   * Adds a definition. One written for another plugin API (`apiVersion`, see @fsx/sdk) is refused before any of
+   * its code runs: it is recorded in `refused` with the reason, and its schemes stay unserved.
+   */
   register (def: BackendDefinition<any>): void {
     if (!def || typeof def.name !== 'string' || typeof def.create !== 'function' || !Array.isArray(def.schemes)) {
       throw new FsxError('EBACKEND', 'a plugin registered an invalid backend definition (needs name, schemes, create)')
+    }
+    const version: unknown = (def as { apiVersion?: unknown }).apiVersion
+    if (version !== API_VERSION) {
+      const built = version === undefined ? 'declares no plugin API version (apiVersion)' : `is built for plugin API ${String(version)}`
+      this.refused.push(`backend plugin "${def.name}" (${def.schemes.map(s => `${s}:`).join(' ')}) ${built}; this fsx speaks API ${API_VERSION}, so it is not loaded (install a release of the plugin made for fsx plugin API ${API_VERSION})`)
+      return
     }
     if (this.defs.has(def.name)) return
     this.defs.set(def.name, def)
@@ -67,8 +80,10 @@ export class BackendRegistry {
 export async function loadBackends (runHook: (event: string, opts: Record<string, unknown>) => Promise<{ failures: Array<{ plugin: { name: string }, error: Error }> }>): Promise<BackendRegistry> {
   const registry = new BackendRegistry()
   const result = await runHook(BACKENDS_HOOK, { register: (d: BackendDefinition<any>) => registry.register(d) })
+  // One line each on stderr; the command goes on with the backends that did load.
   for (const f of result.failures ?? []) {
-    process.emitWarning(`backend plugin ${f.plugin.name} failed to load: ${f.error.message}`)
+    process.stderr.write(`fsx: backend plugin ${f.plugin.name} failed to load: ${f.error.message.split('\n')[0]}\n`)
   }
+  for (const line of registry.refused) process.stderr.write(`fsx: ${line}\n`)
   return registry
 }

@@ -3,6 +3,8 @@
  * ("fsx: <message> (<hint>)") and a stable exit code (src/errors.ts EXIT); no stack trace reaches the user unless
  * FSX_DEBUG=1. A command started with an IPC channel (the child of `fsx mount --daemon`) also sends that line's
  * parts and the exit code to its parent, which reports them as its own: one mapping, foreground or daemon.
+ * Read-out commands set oclif's `enableJsonFlag`; under `--json` an error is printed instead as one JSON object on
+ * stdout, `{"error": {"code", "message", "hint", "exitCode"}}`, with the same exit code.
  */
 import { Command } from '@oclif/core'
 import chalk from 'chalk'
@@ -30,8 +32,13 @@ export abstract class FsxCommand extends Command {
     const message = firstLine(err?.message ?? String(err))
     const hint = parseError ? `see: fsx ${this.id ?? ''} --help`.replace(/ +--/, ' --') : err?.hint
     const exitCode = parseError ? EXIT.usage : exitCodeFor(err)
-    process.stderr.write(this.errorLine(message, hint) + '\n')
-    await tellParent({ type: 'error', code: parseError ? 'EUSAGE' : String(err?.code ?? 'EIO'), message, hint, exitCode })
+    const code = parseError ? 'EUSAGE' : String(err?.code ?? 'EIO')
+    if (this.jsonEnabled()) {
+      process.stdout.write(JSON.stringify({ error: { code, message, ...(hint === undefined ? {} : { hint }), exitCode } }, null, 2) + '\n')
+    } else {
+      process.stderr.write(this.errorLine(message, hint) + '\n')
+    }
+    await tellParent({ type: 'error', code, message, hint, exitCode })
     process.exitCode = exitCode
     return this.exit(exitCode)
   }

@@ -4,6 +4,8 @@ import { mkdir, open } from 'node:fs/promises'
 import path from 'node:path'
 import { FsxCommand, type ChildFailure } from '../cli/base.js'
 import { extractPluginFlags, settingFlags, settingsFromFlags } from '../cli/setting-flags.js'
+import { parseMountOptions, readEnvFile } from '../cli/mount-options.js'
+import { CORE_OPTIONS } from '../config/options.js'
 import { resolveSettings, settingValues } from '../config/resolve.js'
 import { parseSource } from '../backend/source.js'
 import { EXIT, FsxError, redactSource } from '../errors.js'
@@ -25,7 +27,8 @@ export default class Mount extends FsxCommand {
     '<%= config.bin %> mount ./data ./mnt',
     '<%= config.bin %> mount ./data ./mnt --preset safe --daemon',
     '<%= config.bin %> mount local:/srv/media /mnt/media --preset high-performance --attr-ttl 30s',
-    'FSX_READAHEAD=1M <%= config.bin %> mount file:///data ./mnt'
+    'FSX_READAHEAD=1M <%= config.bin %> mount file:///data ./mnt',
+    '<%= config.bin %> mount s3://bucket/prefix /mnt/data -o preset=high-performance,allow_other,env_file=/etc/fsx/data.env --daemon'
   ]
 
   static args = {
@@ -39,6 +42,13 @@ export default class Mount extends FsxCommand {
     daemon: Flags.boolean({ char: 'd', summary: 'Run in the background; exit 0 once the mount answers, non-zero with the reason otherwise.' }),
     'metrics-addr': Flags.string({ summary: 'Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1). [env: FSX_METRICS_ADDR]', env: 'FSX_METRICS_ADDR' }),
     'log-file': Flags.string({ summary: 'Where a daemon writes its log (default: $XDG_STATE_HOME/fsx/logs/<id>.log).' }),
+    options: Flags.string({
+      char: 'o',
+      multiple: true,
+      summary: 'Settings as mount options, as in /etc/fstab: preset=NAME,attr_ttl=30s,allow_other,env_file=FILE (no secrets; mount(8) options such as _netdev are ignored).',
+      helpValue: 'OPTIONS'
+    }),
+    sloppy: Flags.boolean({ hidden: true, summary: 'Ignore unknown -o options (mount(8)\'s -s).' }),
     ...settingFlags()
   }
 
@@ -46,10 +56,13 @@ export default class Mount extends FsxCommand {
     const registry = await this.backends()
     const { argv, values: pluginValues } = extractPluginFlags(this.argv, registry.options())
     const { args, flags } = await this.parse(Mount, argv)
+    // -o options (fstab, mount.fsx): settings like flags; an env_file is loaded before anything reads the environment.
+    const o = parseMountOptions(flags.options ?? [], [...CORE_OPTIONS, ...registry.options()], { sloppy: flags.sloppy })
+    if (o.envFile !== undefined) Object.assign(process.env, await readEnvFile(o.envFile))
     const resolved = await resolveSettings({
-      preset: flags.preset,
-      config: flags.config,
-      flags: { ...settingsFromFlags(flags), ...pluginValues },
+      preset: flags.preset ?? o.preset,
+      config: flags.config ?? o.config,
+      flags: { ...o.settings, ...settingsFromFlags(flags), ...pluginValues },
       extraOptions: registry.options()
     })
     // A malformed source of any scheme is a configuration error (exit 3), found before anything is started.

@@ -1,4 +1,3 @@
-import { Flags } from '@oclif/core'
 import chalk from 'chalk'
 import { FsxCommand } from '../cli/base.js'
 import { CORE_OPTIONS, formatOptionValue } from '../config/options.js'
@@ -6,20 +5,13 @@ import { DEFAULT_PRESET, builtinPresetNames, loadPreset } from '../config/preset
 
 export default class Presets extends FsxCommand {
   static summary = 'List the built-in presets and what each one sets.'
+  static description = 'With --json: {"presets": [{"name", "description", "default", "settings"}]}.'
   static examples = ['<%= config.bin %> presets', '<%= config.bin %> presets --json']
-  static flags = {
-    json: Flags.boolean({ summary: 'Print JSON: {"presets": [{"name", "description", "default", "settings"}]}.' })
-  }
+  static enableJsonFlag = true
 
-  async run (): Promise<void> {
-    const { flags } = await this.parse(Presets)
+  async run (): Promise<{ presets: Array<{ name: string, description: string, default: boolean, settings: Record<string, unknown> }> }> {
+    await this.parse(Presets)
     const presets = await Promise.all((await builtinPresetNames()).map(n => loadPreset(n, CORE_OPTIONS)))
-    if (flags.json) {
-      this.log(JSON.stringify({
-        presets: presets.map(p => ({ name: p.name, description: p.description, default: p.name === DEFAULT_PRESET, settings: p.settings }))
-      }, null, 2))
-      return
-    }
     for (const p of presets) {
       this.log(`${chalk.bold(p.name)}${p.name === DEFAULT_PRESET ? chalk.dim(' (default)') : ''}`)
       this.log(`  ${p.description}`)
@@ -28,5 +20,6 @@ export default class Presets extends FsxCommand {
       this.log(chalk.dim(`  ${parts.join('  ')}`))
     }
     this.log(chalk.dim('\nUse one with --preset NAME, FSX_PRESET=NAME, or --preset ./my-preset.json.'))
+    return { presets: presets.map(p => ({ name: p.name, description: p.description, default: p.name === DEFAULT_PRESET, settings: p.settings })) }
   }
 }

@@ -10,6 +10,11 @@ import { uptime } from './mounts.js'
 
 export default class Stats extends FsxCommand {
   static summary = 'Live figures from running mounts: operations and latency, caches, readahead, write-back, backend, memory.'
+  static description = 'With --json: {"mounts": [{"mountpoint", "source", "preset", "ops", "caches", "readahead", "writeback", ' +
+    '"backend", "memory", "engine"}]} (one compact line per refresh with --watch); an error is {"error": {"code", "message", ' +
+    '"hint", "exitCode"}}. With no mount running, and no --watch, it fails (exit 4).'
+
+  static enableJsonFlag = true
   static examples = [
     '<%= config.bin %> stats',
     '<%= config.bin %> stats ./mnt --json',
@@ -21,25 +26,27 @@ export default class Stats extends FsxCommand {
   }
 
   static flags = {
-    json: Flags.boolean({ summary: 'Print {"mounts": [{"mountpoint", "source", "preset", "ops", "caches", "readahead", "writeback", "backend", "memory"}]}.' }),
     watch: Flags.integer({ char: 'w', summary: 'Refresh every SECONDS until interrupted.', helpValue: 'SECONDS', min: 1 })
   }
 
-  async run (): Promise<void> {
+  async run (): Promise<{ mounts: MountSnapshot[] }> {
     const { args, flags } = await this.parse(Stats)
-    const once = async (): Promise<void> => {
-      const snaps = await collect(args.mountpoint)
-      if (flags.json) this.log(JSON.stringify({ mounts: snaps }, null, flags.watch ? 0 : 2))
-      else {
-        if (flags.watch && process.stdout.isTTY) process.stdout.write('\u001b[2J\u001b[H')
-        this.log(snaps.length === 0 ? chalk.dim('no fsx mounts are running') : snaps.map(render).join('\n\n'))
+    if (!flags.watch) {
+      const mounts = await collect(args.mountpoint)
+      if (mounts.length === 0) {
+        throw new FsxError('ENOTMOUNTED', 'no fsx mounts are running', { hint: 'start one with: fsx mount SOURCE MOUNTPOINT' })
       }
+      this.log(mounts.map(render).join('\n\n'))
+      return { mounts }
     }
-    await once()
-    if (!flags.watch) return
     for (;;) {
+      const mounts = await collect(args.mountpoint)
+      if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ mounts }) + '\n')
+      else {
+        if (process.stdout.isTTY) process.stdout.write('\u001b[2J\u001b[H')
+        this.log(mounts.length === 0 ? chalk.dim('no fsx mounts are running') : mounts.map(render).join('\n\n'))
+      }
       await new Promise(resolve => setTimeout(resolve, flags.watch! * 1000))
-      await once()
     }
   }
 }

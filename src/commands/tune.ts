@@ -19,7 +19,11 @@ import { formatSize } from '../config/units.js'
 
 export default class Tune extends FsxCommand {
   static summary = 'Show the resolved settings and where each value came from.'
-  static description = 'Precedence, lowest to highest: default < preset < config file < environment (FSX_*) < flag.'
+  static description = 'Precedence, lowest to highest: default < preset < config file < environment (FSX_*) < flag. ' +
+    'With --json: {"preset", "settings": {KEY: {"value", "source"}}} (durations in ms, sizes in bytes), or the ' +
+    'explanation, probe or advice as an object; an error is {"error": {"code", "message", "hint", "exitCode"}}.'
+
+  static enableJsonFlag = true
   static args = {
     mountpoint: Args.string({ description: 'a running mount: recommend changes from its live figures' })
   }
@@ -36,13 +40,12 @@ export default class Tune extends FsxCommand {
   static flags = {
     preset: Flags.string({ char: 'p', summary: 'Preset name or preset JSON file. [env: FSX_PRESET]' }),
     config: Flags.string({ summary: 'Config file (default: $XDG_CONFIG_HOME/fsx/config.json). [env: FSX_CONFIG]' }),
-    json: Flags.boolean({ summary: 'Print {"preset", "settings": {KEY: {"value", "source"}}}; durations in ms, sizes in bytes.' }),
     probe: Flags.string({ summary: 'Measure a backend (round trip, listing, ranged reads) and recommend a preset and settings.', helpValue: 'SOURCE' }),
     explain: Flags.string({ summary: 'Explain one setting: what it does, its value in each preset, where the current value came from.', helpValue: 'KEY' }),
     ...settingFlags()
   }
 
-  async run (): Promise<void> {
+  async run (): Promise<Record<string, unknown>> {
     const registry = await this.backends()
     const { argv, values: pluginValues } = extractPluginFlags(this.argv, registry.options())
     const { args, flags } = await this.parse(Tune, argv)
@@ -52,17 +55,13 @@ export default class Tune extends FsxCommand {
       flags: { ...settingsFromFlags(flags), ...pluginValues },
       extraOptions: registry.options()
     })
-    if (flags.explain) return await this.explain(r, flags.explain, flags.json)
-    if (flags.probe) return await this.probe(r, flags.probe, flags.json)
-    if (args.mountpoint) return await this.advise(args.mountpoint, flags.json)
-    if (flags.json) {
-      const settings: Record<string, { value: unknown, source: string }> = {}
-      for (const spec of r.specs) {
-        const s = r.settings[spec.key]
-        settings[spec.key] = { value: spec.secret && s.value !== undefined ? '(set)' : (s.value ?? null), source: s.source }
-      }
-      this.log(JSON.stringify({ preset: r.preset.name, presetSource: r.presetSource, configFile: r.configFile ?? null, settings }, null, 2))
-      return
+    if (flags.explain) return await this.explain(r, flags.explain)
+    if (flags.probe) return await this.probe(r, flags.probe)
+    if (args.mountpoint) return await this.advise(args.mountpoint)
+    const settings: Record<string, { value: unknown, source: string }> = {}
+    for (const spec of r.specs) {
+      const s = r.settings[spec.key]
+      settings[spec.key] = { value: spec.secret && s.value !== undefined ? '(set)' : (s.value ?? null), source: s.source }
     }
     this.log(`${chalk.bold('preset')} ${r.preset.name} ${chalk.dim(`(from ${r.presetSource})`)}  ${chalk.dim(r.preset.description)}`)
     if (r.configFile) this.log(`${chalk.bold('config')} ${r.configFile}`)
@@ -76,9 +75,10 @@ export default class Tune extends FsxCommand {
     for (const [k, v, src, env, range] of rows) {
       this.log(`${k.padEnd(w[0])}  ${v.padEnd(w[1])}  ${(colour[src] ?? String)(src.padEnd(w[2]))}  ${chalk.dim(env.padEnd(w[3]))}  ${range}`.trimEnd())
     }
+    return { preset: r.preset.name, presetSource: r.presetSource, configFile: r.configFile ?? null, settings }
   }
 
-  private async explain (r: ResolvedSettings, key: string, json: boolean): Promise<void> {
+  private async explain (r: ResolvedSettings, key: string): Promise<Record<string, unknown>> {
     const norm = key.replace(/^--/, '').replace(/^FSX_/i, '').toLowerCase().replace(/[-_]/g, '')
     const spec = r.specs.find(s => s.key.toLowerCase() === norm)
     if (!spec) {
@@ -92,16 +92,6 @@ export default class Tune extends FsxCommand {
     const cur = r.settings[spec.key]
     // Which FUSE features (kernel engine) this setting decides, from the engine's declarative list.
     const kernel = featuresOf(spec.key).map(f => ({ feature: `FUSE_${f.flag}`, why: f.why }))
-    if (json) {
-      this.log(JSON.stringify({
-        key: spec.key, flag: `--${flagName(spec.key)}`, env: envName(spec.key), kind: spec.kind, help: spec.help, details: spec.details ?? null,
-        range: rangeText(spec) === undefined ? null : { min: spec.min ?? null, max: spec.max ?? null, zeroMeansOff: spec.zeroMeansOff === true, text: rangeText(spec) },
-        default: spec.secret ? null : spec.default ?? null, presets: spec.secret ? {} : presets,
-        current: { value: spec.secret && cur.value !== undefined ? '(set)' : cur.value ?? null, source: cur.source, preset: r.preset.name },
-        kernelFeatures: kernel
-      }, null, 2))
-      return
-    }
     this.log(`${chalk.bold(spec.key)}  ${chalk.dim(`--${flagName(spec.key)} · ${envName(spec.key)} · ${spec.kind}${spec.choices ? ` (${spec.choices.join('|')})` : ''}`)}`)
     this.log(`  ${spec.help}`)
     if (spec.details) this.log(`  ${spec.details}`)
@@ -111,9 +101,16 @@ export default class Tune extends FsxCommand {
     for (const [name, v] of Object.entries(presets)) this.log(`  preset ${name}: ${formatOptionValue(spec, v)}`)
     this.log(`  now: ${chalk.bold(formatOptionValue(spec, cur.value))} from ${cur.source}${cur.source === 'preset' ? ` (${r.preset.name})` : ''}`)
     for (const k of kernel) this.log(`  kernel engine: decides ${k.feature}: ${k.why}`)
+    return {
+      key: spec.key, flag: `--${flagName(spec.key)}`, env: envName(spec.key), kind: spec.kind, help: spec.help, details: spec.details ?? null,
+      range: rangeText(spec) === undefined ? null : { min: spec.min ?? null, max: spec.max ?? null, zeroMeansOff: spec.zeroMeansOff === true, text: rangeText(spec) },
+      default: spec.secret ? null : spec.default ?? null, presets: spec.secret ? {} : presets,
+      current: { value: spec.secret && cur.value !== undefined ? '(set)' : cur.value ?? null, source: cur.source, preset: r.preset.name },
+      kernelFeatures: kernel
+    }
   }
 
-  private async probe (r: ResolvedSettings, sourceText: string, json: boolean): Promise<void> {
+  private async probe (r: ResolvedSettings, sourceText: string): Promise<Record<string, unknown>> {
     const registry = await this.backends()
     const source = parseSource(sourceText)
     const backend = await createBackend(registry, source, settingValues(r))
@@ -125,10 +122,6 @@ export default class Tune extends FsxCommand {
     }
     const rec = recommendFromProbe(result)
     const exports = [`export FSX_PRESET=${rec.preset}`, ...Object.entries(rec.settings).map(([k, v]) => `export ${envName(k)}=${v}`)]
-    if (json) {
-      this.log(JSON.stringify({ source: backend.description, probe: result, recommendation: rec, exports }, null, 2))
-      return
-    }
     this.log(`${chalk.bold('probe')} ${backend.description}`)
     this.log(`  metadata round trip ${result.rttMs.toFixed(2)} ms · root listing ${result.listMs.toFixed(2)} ms` +
       (result.readBps !== undefined ? ` · ranged reads ${(result.readBps / 1048576).toFixed(1)} MiB/s over ${formatSize(result.readBytes ?? 0)}` : ' · no file large enough to measure reads'))
@@ -136,22 +129,20 @@ export default class Tune extends FsxCommand {
     for (const reason of rec.reasons) this.log(chalk.dim(`  - ${reason}`))
     this.log('')
     for (const e of exports) this.log(e)
+    return { source: backend.description, probe: result, recommendation: rec, exports }
   }
 
-  private async advise (mountpoint: string, json: boolean): Promise<void> {
+  private async advise (mountpoint: string): Promise<Record<string, unknown>> {
     const mp = path.resolve(mountpoint)
     const snap = (await ask(mp, { cmd: 'stats' })).mount as MountSnapshot
     const cur = (await ask(mp, { cmd: 'settings' })).settings as Record<string, unknown>
     const advice = adviseFromStats(snap, cur)
-    if (json) {
-      this.log(JSON.stringify({ mountpoint: mp, preset: snap.preset, advice: advice.map(a => ({ ...a, env: envName(a.key) })) }, null, 2))
-      return
-    }
     if (advice.length === 0) {
       this.log(`${mp}: nothing to change from what the live figures show (preset ${snap.preset}).`)
-      return
+    } else {
+      this.log(`${chalk.bold(mp)} ${chalk.dim(`(preset ${snap.preset})`)}: remount with`)
+      for (const a of advice) this.log(`  ${chalk.cyan(`export ${envName(a.key)}=${a.value}`)}  ${chalk.dim(`# ${a.reason}`)}`)
     }
-    this.log(`${chalk.bold(mp)} ${chalk.dim(`(preset ${snap.preset})`)}: remount with`)
-    for (const a of advice) this.log(`  ${chalk.cyan(`export ${envName(a.key)}=${a.value}`)}  ${chalk.dim(`# ${a.reason}`)}`)
+    return { mountpoint: mp, preset: snap.preset, advice: advice.map(a => ({ ...a, env: envName(a.key) })) }
   }
 }

@@ -17,32 +17,10 @@
  */
 import { FsxError } from '../errors.js'
 import { parseBoolean, parseCount, parseDuration, parseSize, formatDuration, formatSize } from './units.js'
+import type { OptionSpec } from '@fsx/sdk'
 
-export type OptionKind = 'duration' | 'size' | 'boolean' | 'count' | 'enum' | 'string'
-
-/** One row of the table. */
-export interface OptionSpec {
-  /** camelCase key used in presets, config files, `tune --json`. */
-  key: string
-  kind: OptionKind
-  /** Default in base units (ms, bytes). */
-  default: number | boolean | string | undefined
-  /** One line: what it does. */
-  help: string
-  /** Longer explanation for `tune --explain` and docs. */
-  details?: string
-  choices?: readonly string[]
-  /** Never printed: shown as "(set)" in tune, stats and logs. */
-  secret?: boolean
-  /** Which part of fsx reads it (for docs): "kernel", "vfs", "fuse", or a backend name. */
-  scope: string
-  /** Smallest accepted value, base units (ms, bytes, count). Number-valued rows (duration, size, count) have one. */
-  min?: number
-  /** Largest accepted value, base units. */
-  max?: number
-  /** 0 is accepted below `min` and turns the feature off (e.g. validateInterval: 0, or 1s to 1h). */
-  zeroMeansOff?: boolean
-}
+/** The row shape is plugin API: it lives in @fsx/sdk (sdk/src/options.ts), since plugins add rows of their own. */
+export type { OptionKind, OptionSpec } from '@fsx/sdk'
 
 const KiB = 1024
 const MiB = 1024 * KiB

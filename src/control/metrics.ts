@@ -50,6 +50,8 @@ export class MountMetrics {
   private readonly started = Date.now()
   /** The engine's figures, once it is mounted (set by the mount service). */
   engineStats?: () => Record<string, unknown>
+  /** Called with each finished operation, after it is counted (the Prometheus histogram). */
+  readonly observers: Array<(op: string, ms: number, errno: number) => void> = []
 
   constructor (readonly info: { mountpoint: string, source: string, preset: string }, private readonly vfs: Vfs, private readonly backend: Backend) {}
 
@@ -63,6 +65,12 @@ export class MountMetrics {
     f.count++
     if (errno < 0) f.errors++
     f.hist.recordValue(Math.max(1, Math.min(HIST.highestTrackableValue, Math.round(ms * 1000))))
+    for (const o of this.observers) o(op, ms, errno)
+  }
+
+  /** The backend's counts that only grow (`counters()`) and its levels (`levels()`: connections, open files…). */
+  backendFigures (): { counters: Record<string, number>, levels: Record<string, number> } {
+    return { counters: this.backend.counters?.() ?? {}, levels: this.backend.levels?.() ?? {} }
   }
 
   snapshot (): MountSnapshot {
@@ -91,7 +99,7 @@ export class MountMetrics {
       caches,
       readahead: v.readahead ?? { triggered: 0, bytesUsed: 0, bytesWasted: 0 },
       writeback: v.writeback ?? { dirtyBytes: 0, queued: 0, inFlight: 0, flushed: 0, errors: 0 },
-      backend: this.backend.counters?.() ?? {},
+      backend: { ...this.backend.counters?.(), ...this.backend.levels?.() },
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, usedBytes: v.memory?.usedBytes ?? 0, budgetBytes: v.memory?.budgetBytes ?? 0 },
       stale: v.stale ?? { serves: 0, backendFailing: false },
       validator: v.validator ?? { rounds: 0, checked: 0, changed: 0, errors: 0 },

@@ -5,7 +5,7 @@
  * - Mount options: fuse-native builds its `-o` list in `_fuseOptions()` from a fixed set and drops falsy values
  *   (so entry_timeout=0 cannot be asked for). We subclass and build the whole list ourselves: big_writes,
  *   max_write, max_read, max_readahead, entry/attr/negative timeouts, kernel_cache/auto_cache, use_ino, …
- * - utimens: the patched binding (patches/fuse-native+2.2.6.patch) passes atime and mtime as raw low/high uint32
+ * - utimens: the patched binding (native/fuse-native+2.2.6.patch, built at install by scripts/build-fuse-native.mjs) passes atime and mtime as raw low/high uint32
  *   pairs with UTIME_NOW / UTIME_OMIT as sentinels; we decode them here so `touch -m` leaves atime alone.
  * - Unmount: fuse-native runs `fusermount -uz` (lazy), which hides "target is busy". We run `fusermount -u` and
  *   report EBUSY, falling back to umount(8) where fusermount is missing.
@@ -22,6 +22,7 @@
 import { createRequire } from 'node:module'
 import { access, constants as fsConstants } from 'node:fs/promises'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { FsxError } from '../errors.js'
 import type { Stat } from '../backend/types.js'
 import type { Vfs, TimeArg, Caller } from '../vfs/vfs.js'
@@ -33,6 +34,8 @@ import { unmountPath } from './unmount.js'
 export { mountState, unmountPath } from './unmount.js'
 
 const require = createRequire(import.meta.url)
+/** The script that patches and builds fuse-native's addon (fsx's postinstall), named in the hints above. */
+const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-fuse-native.mjs', import.meta.url))
 
 /** Sentinels the patched binding sends for UTIME_NOW / UTIME_OMIT (high word all ones). */
 const UTIME_HIGH = 0xFFFFFFFF
@@ -111,11 +114,18 @@ export async function createFuseNativeEngine (): Promise<FuseEngine> {
     if (/libfuse\.so/.test(msg)) {
       throw new FsxError('ENOLIBFUSE', 'libfuse 2 is not installed (libfuse.so.2 not found)', { hint: 'apt-get install libfuse2 fuse3' })
     }
-    throw new FsxError('ENOLIBFUSE', `cannot load fuse-native: ${msg.split('\n')[0]}`, { hint: 'reinstall with npm ci (it builds the FUSE binding)' })
+    if ((err as { code?: string }).code === 'MODULE_NOT_FOUND' && /'fuse-native/.test(msg)) {
+      throw new FsxError('ENOLIBFUSE', 'the fuse-native engine is not installed (fuse-native, an optional dependency, was left out at install)', {
+        hint: `use the default engine (--engine kernel), or install python3, make, g++ and libfuse2 and reinstall fsx`
+      })
+    }
+    throw new FsxError('ENOLIBFUSE', `cannot load fuse-native: ${msg.split('\n')[0]}`, { hint: `rebuild it: node ${BUILD_SCRIPT}` })
   }
   if (binding.fsx_utimens_raw !== 1 || binding.fsx_bytes_names !== 1 || typeof binding.fsx_caller !== 'function') {
     // The unpatched prebuild would lose mtime on every utimens; refuse rather than corrupt timestamps.
-    throw new FsxError('ENOLIBFUSE', 'the fuse-native binding is not the patched build', { hint: 'run: npm run postinstall' })
+    throw new FsxError('ENOLIBFUSE', 'the fuse-native engine needs its patched addon, which was not built at install', {
+      hint: `apt-get install python3 make g++ libfuse2, then run: node ${BUILD_SCRIPT}`
+    })
   }
   return new FuseNativeEngine(Fuse, binding)
 }

@@ -18,7 +18,7 @@ import { defaultCacheDir, removeRecord, writeRecord } from './runtime.js'
 import { MountMetrics } from '../control/metrics.js'
 import { ControlServer } from '../control/server.js'
 import { socketPath } from '../control/protocol.js'
-import { serveMetrics } from '../control/prometheus.js'
+import { buildRegistry, parseAddr, serveMetrics } from '../control/prometheus.js'
 
 export interface MountRequest {
   source: SourceUrl
@@ -161,6 +161,9 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       log: req.log
     }
     const metrics = new MountMetrics({ mountpoint, source: backend.description, preset: req.resolved.preset.name }, vfs, backend)
+    // Before the engine mounts, so that the duration histogram sees every operation (its _count = fsx_ops_total).
+    if (req.metricsAddr) parseAddr(req.metricsAddr)
+    const promRegistry = req.metricsAddr ? buildRegistry(metrics) : undefined
     mounted = await engine.mount(mountpoint, vfs, opts, {
       onOp: (op, ms, errno) => metrics.record(op, ms, errno),
       onUnexpected: (op, err) => req.log(`unexpected error in ${op}: ${(err as Error)?.stack ?? String(err)}`)
@@ -191,7 +194,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       })
     })
     await control.start()
-    const prom = req.metricsAddr ? await serveMetrics(req.metricsAddr, metrics) : undefined
+    const prom = req.metricsAddr && promRegistry ? await serveMetrics(req.metricsAddr, promRegistry) : undefined
     if (prom) req.log(`metrics at ${prom.url}`)
     await writeRecord({
       pid: process.pid,
@@ -214,7 +217,10 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       await removeRecord(mountpoint).catch(() => {})
       resolveDone()
     }
-    // Notice an unmount done from outside (fusermount -u, fsx unmount) without generating FUSE traffic.
+    // Notice an unmount done from outside (fusermount -u, fsx unmount, umount) without generating FUSE traffic.
+    // NB: the watch keeps the process alive (it is cleared by finish()). Once the kernel ends the connection the
+    // engine holds nothing, and an unref'd watch let a foreground `fsx mount` die with Node's exit code 13 (top-level
+    // await never settled) instead of finishing cleanly with 0: systemd's ExecStop then saw the service fail.
     const watch = setInterval(() => {
       if (stopping) return
       mountAt(mountpoint).then(entry => {
@@ -224,7 +230,6 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
         }
       }, () => {})
     }, 1000)
-    watch.unref()
 
     return {
       mountpoint,

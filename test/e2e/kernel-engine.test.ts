@@ -12,6 +12,7 @@ import { dropKernelCaches, fsx, fuseAvailable, holdKernelCaches, isMounted, moun
 import { testSeeds, waitUntil } from '../helpers/timing.js'
 import { exercise } from '../helpers/exerciser.js'
 import { startSshd, sshdAvailable } from '../helpers/sshd.js'
+import { testUser } from '../helpers/user.js'
 
 interface Figures { ops: Record<string, { count: number }>, engine?: { engine: string, passthroughOpens: number, servedOpens: number, features: string[] } }
 
@@ -98,20 +99,9 @@ if (fuseAvailable(t)) {
   })
 
   t.test('a user who is not root mounts through fusermount3; passthrough is refused and fsx serves the I/O', async t => {
-    const uid = 1001
-    // fusermount3 opens /dev/fuse as the user: distributions make it 0666; a container may not.
-    const dev = (await import('node:fs/promises')).stat
-    const devMode = (await dev('/dev/fuse')).mode & 0o777
-    if ((devMode & 0o006) !== 0o006) {
-      await chmod('/dev/fuse', 0o666)
-      t.teardown(async () => { await chmod('/dev/fuse', devMode) })
-    }
-    // fusermount3 wants the user to have a name: make one for the test when uid 1001 has none.
-    if ((await run('getent', ['passwd', String(uid)])).code !== 0) {
-      const made = await run('useradd', ['--no-create-home', '--uid', String(uid), '--user-group', '--shell', '/usr/sbin/nologin', 'fsx-test-user'])
-      t.equal(made.code, 0, `useradd: ${made.stderr}`)
-      t.teardown(async () => { await run('userdel', ['fsx-test-user']) })
-    }
+    // The shared test user (test/helpers/user.ts), with /dev/fuse open to it as distributions make it.
+    const user = await testUser(t)
+    const uid = user.uid
     const base = await tempDir('fsx-user-')
     await chmod(base, 0o755)
     const data = path.join(base, 'data')

@@ -1,7 +1,9 @@
-// fsx stats, fsx mounts and the Prometheus endpoint agree with what the test did to a real mount.
+// fsx stats, fsx mounts and the Prometheus endpoint agree with what the test did to a real mount; /metrics follows
+// Prometheus' conventions (counters, gauges, a histogram), as a text-format parser reads it.
 import t from 'tap'
 import path from 'node:path'
 import { writeFile } from 'node:fs/promises'
+import parsePrometheus from 'parse-prometheus-text-format'
 import { fsx, fuseAvailable, mountFsx, run, tempDir } from '../helpers/mount.js'
 
 async function statsOf (mnt: string, env: Record<string, string>): Promise<any> {
@@ -33,13 +35,34 @@ if (fuseAvailable(t)) {
     t.ok(after.ops.read.p99Ms >= after.ops.read.p50Ms, 'latency percentiles are ordered')
     t.ok(after.backend.reads >= N, 'the backend counted the reads')
 
+    // Parsed with a Prometheus text-format parser: names, types and values as a scraper sees them.
     const text = await (await fetch(url!)).text()
-    const readLine = text.split('\n').find(l => l.startsWith('fsx_ops_total{') && l.includes('op="read"'))
-    t.ok(readLine, 'the read counter is exported')
-    const scraped = Number(readLine!.split(' ').pop())
+    const families = parsePrometheus(text)
+    const family = (name: string): any => families.find((f: any) => f.name === name)
+    const typeOf = (name: string): string | undefined => family(name)?.type
+    for (const name of ['fsx_ops_total', 'fsx_op_errors_total', 'fsx_cache_hits_total', 'fsx_cache_misses_total', 'fsx_readahead_triggered_total',
+      'fsx_writeback_flushed_total', 'fsx_stale_serves_total', 'fsx_validator_rounds_total', 'fsx_backend_requests_total', 'fsx_backend_reads_total']) {
+      t.equal(typeOf(name), 'COUNTER', `${name} is a counter`)
+    }
+    for (const name of ['fsx_up', 'fsx_cache_entries', 'fsx_cache_bytes', 'fsx_writeback_dirty_bytes', 'fsx_memory_bytes', 'fsx_open_files', 'fsx_backend_failing']) {
+      t.equal(typeOf(name), 'GAUGE', `${name} is a gauge`)
+    }
+    t.equal(typeOf('fsx_op_duration_seconds'), 'HISTOGRAM', 'operation durations are a histogram')
+    t.notOk(families.some((f: any) => f.name.endsWith('_total') && f.type !== 'COUNTER'), 'every *_total is a counter')
     const now = await statsOf(m.mountpoint, env)
-    t.equal(scraped, now.ops.read.count, 'Prometheus and fsx stats agree')
-    t.match(text, /fsx_op_latency_seconds\{mountpoint="[^"]+",op="read",quantile="0.99"\} [0-9.e-]+/)
+    const reads = family('fsx_ops_total').metrics.find((x: any) => x.labels.op === 'read')
+    t.equal(reads.labels.mountpoint, m.mountpoint, 'series carry the mountpoint')
+    t.equal(Number(reads.value), now.ops.read.count, 'Prometheus and fsx stats agree')
+    // NB: the parser reads only unlabelled histograms (it merges labelled series into one), so the read series is
+    // parsed on its own, its mountpoint and op labels dropped.
+    const readSeries = text.split('\n')
+      .filter(l => /^# (HELP|TYPE) fsx_op_duration_seconds /.test(l) || (/^fsx_op_duration_seconds_(bucket|sum|count)\{/.test(l) && l.includes('op="read"')))
+      .map(l => l.replace(/(mountpoint|op)="[^"]*",?/g, '').replace(/,?\}/, '}').replace('{}', ''))
+    const hist = parsePrometheus(readSeries.join('\n') + '\n')[0].metrics[0]
+    t.equal(Number(hist.count), now.ops.read.count, 'the histogram saw every read')
+    t.equal(Number(hist.buckets['+Inf']), Number(hist.count), 'the +Inf bucket holds them all')
+    const les = Object.keys(hist.buckets).filter(le => le !== '+Inf').sort((a, b) => Number(a) - Number(b))
+    t.ok(les.length > 10 && les.every((le, i) => i === 0 || Number(hist.buckets[le]) >= Number(hist.buckets[les[i - 1]])), 'buckets are cumulative')
     t.equal((await fetch(url!.replace('/metrics', '/nope'))).status, 404)
 
     const human = await fsx(['stats', m.mountpoint], { env })

@@ -24,7 +24,7 @@
  */
 import { open as openCb, closeSync, lstat, constants as fsConstants } from 'node:fs'
 import { promisify } from 'node:util'
-import type { BackendKit } from '../../../src/backend/types.js'
+import type { BackendKit } from '@fsx/sdk'
 
 const openFd = promisify(openCb) as (path: string | Buffer, flags: number) => Promise<number>
 const lstatP = promisify(lstat)

@@ -11,7 +11,7 @@
  */
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { BackendDefinition, SourceUrl } from '../../../src/backend/types.js'
+import type { BackendDefinition, SourceUrl } from '@fsx/sdk'
 import { LocalBackend } from './local-backend.js'
 
 export { LocalBackend, LocalFileHandle, toStat, LIST_CONCURRENCY, type LocalBackendOptions } from './local-backend.js'
@@ -60,6 +60,7 @@ export function rootFromSource (source: SourceUrl, makeError: MakeError = plainE
 
 /** The definition registered with the core. */
 export const localBackend: BackendDefinition = {
+  apiVersion: 1,
   name: 'local',
   schemes: ['local', 'file'],
   summary: 'A directory on this machine (path, local:/path or file:///path).',

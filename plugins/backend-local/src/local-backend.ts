@@ -34,7 +34,7 @@ import {
 import { randomBytes } from 'node:crypto'
 import type {
   Backend, BackendFileHandle, BackendKit, Capabilities, DirEntry, OpenFlags, Owner, Stat, StatFs, WriteAttrs, WriteSource
-} from '../../../src/backend/types.js'
+} from '@fsx/sdk'
 import { FD_DIR, HostTree, type At } from './host-tree.js'
 import { loadXattrs, type XattrMode, type XattrOps } from './xattr.js'
 

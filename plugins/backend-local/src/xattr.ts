@@ -19,7 +19,7 @@
 import { execFile } from 'node:child_process'
 import { lstat } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
-import type { BackendKit } from '../../../src/backend/types.js'
+import type { BackendKit } from '@fsx/sdk'
 
 export const XATTR_CREATE = 1
 export const XATTR_REPLACE = 2

@@ -17,7 +17,7 @@
  * - Bounded: past `maxEntries` the oldest entries are dropped (a Map iterates in insertion order; `set` re-inserts).
  * - Time comes from the injected `now` (tests fake it instead of sleeping).
  */
-import type { NodeKind, Stat } from '../../../src/backend/types.js'
+import type { NodeKind, Stat } from '@fsx/sdk'
 import type { ObjectInfo } from './metadata.js'
 import { baseName, parentOf } from './keys.js'
 

@@ -7,7 +7,7 @@
  * shared files, SSO, web identity, instance/container roles) and are never printed: not in errors, not in the
  * description, not in `fsx tune` (they are no setting at all).
  */
-import type { BackendDefinition, BackendKit } from '../../../src/backend/types.js'
+import type { BackendDefinition, BackendKit } from '@fsx/sdk'
 import { errnoCodeOf, NO_ANSWER, reasonOf } from './errors.js'
 import { MAX_ATTEMPTS, S3Backend, type S3BackendOptions } from './s3-backend.js'
 import { describeTarget, parseS3Source, S3_OPTIONS, s3Settings, type S3Settings, type S3Target } from './settings.js'
@@ -117,6 +117,7 @@ function redactEndpoint (endpoint: string): string {
 
 /** The definition registered with the core. */
 export const s3Backend: BackendDefinition = {
+  apiVersion: 1,
   name: 's3',
   schemes: ['s3'],
   summary: 'An S3 bucket or prefix, on AWS or any S3-compatible server (s3://bucket[/prefix]).',

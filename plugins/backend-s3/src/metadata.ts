@@ -21,7 +21,7 @@
  * Objects without metadata (written by other tools) get mode 0644 (files) / 0755 (directories), the mounting
  * process's uid/gid, and LastModified as every time.
  */
-import type { NodeKind, Stat } from '../../../src/backend/types.js'
+import type { NodeKind, Stat } from '@fsx/sdk'
 
 export const S_IFMT = 0o170000
 export const S_IFREG = 0o100000

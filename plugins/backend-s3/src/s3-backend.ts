@@ -38,7 +38,7 @@ import type * as S3 from '@aws-sdk/client-s3'
 import type { Upload } from '@aws-sdk/lib-storage'
 import type {
   Backend, BackendKit, Capabilities, DirEntry, NodeKind, Owner, Stat, WriteAttrs, WriteSource
-} from '../../../src/backend/types.js'
+} from '@fsx/sdk'
 import { MetaCache, type NodeInfo } from './cache.js'
 import { Prefetcher } from './prefetch.js'
 import { isLinkError, isNotFound, s3CodeOf, statusOf, translate } from './errors.js'

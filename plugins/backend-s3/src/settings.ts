@@ -9,8 +9,8 @@
  * Nothing here touches the network or the SDK: `validate()` runs it before any connection is made.
  * Credentials are never a setting: they come from the SDK's default chain (env, shared profile, SSO, instance role).
  */
-import type { OptionSpec } from '../../../src/config/options.js'
-import type { SourceUrl } from '../../../src/backend/types.js'
+import type { OptionSpec } from '@fsx/sdk'
+import type { SourceUrl } from '@fsx/sdk'
 
 type MakeError = (code: string, message: string) => Error
 

@@ -47,7 +47,7 @@
  *   before its end; close drops the window.
  */
 import type { SFTPWrapper } from 'ssh2'
-import type { BackendFileHandle, OpenFlags } from '../../../src/backend/types.js'
+import type { BackendFileHandle, OpenFlags } from '@fsx/sdk'
 import { FALLBACK_IO_BYTES, isTransportError, type Session } from './connection.js'
 import { OPEN, STATUS, statusOf } from './status.js'
 

@@ -6,7 +6,7 @@
  * imported only when a backend is created. No run-time import of the core: types come in with `import type`,
  * errors are made with `kit.fsxError`.
  */
-import type { BackendDefinition } from '../../../src/backend/types.js'
+import type { BackendDefinition } from '@fsx/sdk'
 import { SFTP_OPTIONS, sftpSettings } from './options.js'
 import { SftpBackend } from './sftp-backend.js'
 import { parseSftpSource } from './source.js'
@@ -21,6 +21,7 @@ export { hostKeyRefusal } from './ssh.js'
 
 /** The definition registered with the core. */
 export const sftpBackend: BackendDefinition = {
+  apiVersion: 1,
   name: 'sftp',
   schemes: ['sftp'],
   summary: 'A directory on an SFTP server (sftp://[user@]host[:port]/path; /~/dir is relative to the home directory).',

@@ -6,7 +6,7 @@
  */
 import os from 'node:os'
 import path from 'node:path'
-import type { OptionSpec } from '../../../src/config/options.js'
+import type { OptionSpec } from '@fsx/sdk'
 
 /** Default known_hosts file, as OpenSSH's. */
 export const DEFAULT_KNOWN_HOSTS = '~/.ssh/known_hosts'

@@ -30,7 +30,7 @@ import os from 'node:os'
 import type { SFTPWrapper } from 'ssh2'
 import type {
   Backend, BackendKit, Capabilities, DirEntry, OpenFlags, Owner, Stat, StatFs, WriteAttrs, WriteSource
-} from '../../../src/backend/types.js'
+} from '@fsx/sdk'
 import { Pool, request, isTransportError, type Session } from './connection.js'
 import { SftpFileHandle, pflagsOf, type HandleHost } from './file-handle.js'
 import type { SftpSettings } from './options.js'
@@ -925,7 +925,11 @@ export class SftpBackend implements Backend, HandleHost {
   }
 
   counters (): Record<string, number> {
-    return { ...this.stats, ...this.pool.stats, connections: this.pool.live, openFiles: this.handles.size }
+    return { ...this.stats, ...this.pool.stats }
+  }
+
+  levels (): Record<string, number> {
+    return { connections: this.pool.live, openFiles: this.handles.size }
   }
 
   async close (): Promise<void> {

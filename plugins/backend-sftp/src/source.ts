@@ -6,7 +6,7 @@
  * - Percent escapes in the path and user are decoded (a literal "%" is written %25).
  * - A password in the URL is refused: it would show in `ps`, shell history and logs (use FSX_SFTP_PASSWORD).
  */
-import type { SourceUrl } from '../../../src/backend/types.js'
+import type { SourceUrl } from '@fsx/sdk'
 
 type MakeError = (code: string, message: string) => Error
 

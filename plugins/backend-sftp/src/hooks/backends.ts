@@ -2,7 +2,7 @@
  * The `fsx:backends` hook: oclif runs it when the core asks plugins for their backends
  * (`config.runHook('fsx:backends', { register })`); this plugin registers one definition, `sftp`.
  */
-import type { BackendHookOptions } from '../../../../src/backend/types.js'
+import type { BackendHookOptions } from '@fsx/sdk'
 import { sftpBackend } from '../index.js'
 
 export default async function registerSftpBackend (this: unknown, opts: BackendHookOptions & { config?: unknown }): Promise<void> {
