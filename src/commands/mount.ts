@@ -44,13 +44,14 @@ export default class Mount extends FsxCommand {
 
   async run (): Promise<void> {
     const registry = await this.backends()
-    const { argv, values: pluginValues } = extractPluginFlags(this.argv, registry.options())
+    const pluginOptions = await this.pluginOptions()
+    const { argv, values: pluginValues } = extractPluginFlags(this.argv, pluginOptions)
     const { args, flags } = await this.parse(Mount, argv)
     const resolved = await resolveSettings({
       preset: flags.preset,
       config: flags.config,
       flags: { ...settingsFromFlags(flags), ...pluginValues },
-      extraOptions: registry.options()
+      extraOptions: pluginOptions
     })
     // A malformed source of any scheme is a configuration error (exit 3), found before anything is started.
     const source = parseSource(args.source)
@@ -60,7 +61,7 @@ export default class Mount extends FsxCommand {
     if (flags.daemon) return await this.daemonize(mountpoint, args.source, flags['log-file'])
 
     const log = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
-    const running = await startMount({ source, mountpoint, resolved, registry, log, logFile: flags['log-file'], metricsAddr: flags['metrics-addr'] })
+    const running = await startMount({ source, mountpoint, resolved, registry, extensions: await this.extensions(), log, logFile: flags['log-file'], metricsAddr: flags['metrics-addr'] })
     log(`mounted ${running.backend.description} on ${mountpoint} (preset ${resolved.preset.name}, pid ${process.pid})`)
     if (process.send) {
       process.send({ type: 'ready' })

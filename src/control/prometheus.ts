@@ -71,7 +71,25 @@ export function buildRegistry (metrics: MountMetrics): client.Registry {
     for (const [kind, v] of Object.entries(snap.memory)) g.set({ ...labelsOf(), kind }, v)
   })
   gauge('fsx_open_files', 'Files open through the mount.', [], g => g.set(labelsOf(), snap.openFiles))
+  // Mount extensions: one gauge per figure, fsx_<extension>_<figure in snake case>; a nested figure's keys go in a label.
+  const described = metrics.extensions?.figures() ?? {}
+  for (const [ext, figures] of Object.entries(snap.extensions ?? {})) {
+    for (const [key, value] of Object.entries(figures)) {
+      const d = described[ext]?.[key]
+      const label = typeof value === 'object' ? d?.label ?? 'key' : undefined
+      gauge(`fsx_${ext}_${snakeCase(key)}`, d?.help ?? key, label === undefined ? [] : [label], g => {
+        const v = snap.extensions?.[ext]?.[key]
+        if (typeof v === 'number') g.set(labelsOf(), v)
+        else if (v !== undefined && label !== undefined) for (const [k, n] of Object.entries(v)) g.set({ ...labelsOf(), [label]: k }, n)
+      })
+    }
+  }
   return registry
+}
+
+/** `searchP99Ms` → `search_p99_ms`, anything outside Prometheus' name alphabet → `_`. */
+function snakeCase (key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/[^a-zA-Z0-9_]/g, '_').toLowerCase()
 }
 
 /** Serves /metrics; resolves with the bound address. */
