@@ -58,8 +58,10 @@ export interface CatalogJson {
   dim: number
   metric: Metric
   nextId: number
-  /** Which index file holds the keys: index-<generation>.usearch. */
+  /** Which index file holds the keys: index-<generation>.usearch (0: none saved). */
   generation: number
+  /** That file's SHA-256: nothing else is ever loaded (usearch trusts what it loads). */
+  indexSha256?: string
   vectors: number
   files: Array<[path: string, id: number, count: number, version: string, invalid?: string]>
 }
@@ -151,10 +153,10 @@ export class Catalog {
     this.invalidFiles = 0
   }
 
-  toJSON (generation: number): CatalogJson {
+  toJSON (generation: number, indexSha256?: string): CatalogJson {
     const files: CatalogJson['files'] = []
     for (const [p, r] of this.files) files.push(r.invalid === undefined ? [p, r.id, r.count, r.version] : [p, r.id, r.count, r.version, r.invalid])
-    return { format: 'fsx-vector-catalog', version: 1, dim: this.dim, metric: this.metric, nextId: this.nextId, generation, vectors: this.vectors, files }
+    return { format: 'fsx-vector-catalog', version: 1, dim: this.dim, metric: this.metric, nextId: this.nextId, generation, ...(indexSha256 !== undefined ? { indexSha256 } : {}), vectors: this.vectors, files }
   }
 
   /** A catalog from its on-disk form; throws on anything malformed (the caller then rebuilds). */

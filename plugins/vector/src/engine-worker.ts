@@ -10,6 +10,8 @@
 import { parentPort } from 'node:worker_threads'
 import { availableParallelism } from 'node:os'
 import { setImmediate } from 'node:timers'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { Index, MetricKind, ScalarKind } from 'usearch'
 import { parseVectors, VectorFormatError, type VectorFormat } from './formats.js'
 import { keysOf } from './catalog.js'
@@ -38,6 +40,10 @@ function create (dim: number): Index {
   return new Index({ dimensions: dim, metric: METRICS[config!.metric], quantization: ScalarKind.F32, connectivity: config!.connectivity, expansion_add: config!.expansionAdd, expansion_search: 1, multi: false })
 }
 
+function sha256 (file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex')
+}
+
 const tick = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
 
 async function handle (req: EngineRequest): Promise<unknown> {
@@ -47,7 +53,11 @@ async function handle (req: EngineRequest): Promise<unknown> {
       index = undefined
       if (req.dim > 0) {
         index = create(req.dim)
-        if (req.file !== undefined) index.load(req.file)
+        if (req.file !== undefined) {
+          // NB: usearch crashes the whole process on a file that is not an index; only load what we saved.
+          if (sha256(req.file) !== req.sha256) throw new Error('the index file is not the one its catalog names (checksum)')
+          index.load(req.file)
+        }
       }
       return { size: index?.size() ?? 0 }
     }
@@ -81,7 +91,7 @@ async function handle (req: EngineRequest): Promise<unknown> {
     case 'save':
       if (index === undefined) return { saved: false }
       index.save(req.file)
-      return { saved: true }
+      return { saved: true, sha256: sha256(req.file) }
     case 'stats':
       return { size: index?.size() ?? 0, capacity: index?.capacity() ?? 0 }
   }

@@ -16,7 +16,7 @@ export const EXPANSION_ADD = 128
 
 /** What the worker is asked; `id` in index/remove is the file version's id (catalog.ts). */
 export type EngineOp =
-  | { op: 'open', dim: number, metric: Metric, connectivity: number, expansionAdd: number, file?: string }
+  | { op: 'open', dim: number, metric: Metric, connectivity: number, expansionAdd: number, file?: string, sha256?: string }
   | { op: 'index', id: number, format: string, bytes: Uint8Array, expectDim: number, replace?: { id: number, count: number } }
   | { op: 'remove', id: number, count: number }
   | { op: 'search', query: Float32Array, wanted: number }
@@ -49,7 +49,8 @@ export class Engine {
 
   private start (): void {
     this.failed = undefined
-    const w = new Worker(new URL('./engine-worker.js', import.meta.url))
+    // NB: no inherited execArgv: a test runner's --import loaders would be loaded again in the thread (seconds).
+    const w = new Worker(new URL('./engine-worker.js', import.meta.url), { execArgv: [] })
     this.worker = w
     w.unref()
     w.on('message', (m: EngineReply) => {
@@ -91,9 +92,12 @@ export class Engine {
     })
   }
 
-  /** An empty index of `dim` dimensions (none yet when 0), or the one saved in `file`; resolves with its size. */
-  async open (dim: number, metric: Metric, file?: string): Promise<number> {
-    const r = await this.send<{ size: number }>({ op: 'open', dim, metric, connectivity: CONNECTIVITY, expansionAdd: EXPANSION_ADD, file })
+  /**
+   * An empty index of `dim` dimensions (none yet when 0), or the one saved in `file`, which must have the SHA-256
+   * `save` reported; resolves with its size.
+   */
+  async open (dim: number, metric: Metric, saved?: { file: string, sha256: string }): Promise<number> {
+    const r = await this.send<{ size: number }>({ op: 'open', dim, metric, connectivity: CONNECTIVITY, expansionAdd: EXPANSION_ADD, file: saved?.file, sha256: saved?.sha256 })
     return r.size
   }
 
@@ -111,9 +115,9 @@ export class Engine {
     return await this.send({ op: 'search', query, wanted })
   }
 
-  /** Writes the index to `file`; resolves false when there is no index yet (no dimension known). */
-  async save (file: string): Promise<boolean> {
-    return (await this.send<{ saved: boolean }>({ op: 'save', file })).saved
+  /** Writes the index to `file`; resolves with its SHA-256, or undefined when there is no index yet (no dimension known). */
+  async save (file: string): Promise<string | undefined> {
+    return (await this.send<{ saved: boolean, sha256?: string }>({ op: 'save', file })).sha256
   }
 
   async stats (): Promise<{ size: number, capacity: number }> {

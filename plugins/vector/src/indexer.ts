@@ -175,11 +175,13 @@ export class Indexer {
     }
     let c: Catalog
     let gen: number
+    let sha: string | undefined
     try {
       const j = JSON.parse(text)
       c = Catalog.fromJSON(j)
       gen = Number(j.generation)
-      if (!Number.isInteger(gen) || gen < 0) throw new Error('bad generation')
+      sha = typeof j.indexSha256 === 'string' ? j.indexSha256 : undefined
+      if (!Number.isInteger(gen) || gen < 0 || (gen > 0 && sha === undefined)) throw new Error('bad generation')
     } catch (err) {
       return `the saved catalog is unusable (${(err as Error).message})`
     }
@@ -188,7 +190,7 @@ export class Indexer {
     if (c.dim === 0) c.dim = this.opts.dim
     try {
       const file = gen > 0 ? this.indexFile(gen) : undefined
-      const size = await this.engine.open(c.dim, c.metric, file)
+      const size = await this.engine.open(c.dim, c.metric, file !== undefined ? { file, sha256: sha! } : undefined)
       if (size !== c.vectors) return `the saved index holds ${size} vectors, its catalog ${c.vectors}`
       if (file !== undefined) this.diskBytes = (await stat(file)).size
     } catch (err) {
@@ -355,15 +357,17 @@ export class Indexer {
         }
         if (moved.length > 0 || replaced.length > 0) this.changed()
         // The source was never indexed (a temporary name renamed into place), or a read found it gone because this
-        // rename had already happened: read the new name now.
-        if (moved.length === 0 && formatOf(t.to) !== undefined) this.enqueue({ kind: 'read', path: t.to, check: false })
+        // rename had already happened: read the new name now, as part of this task (a search waiting for it waits
+        // for that read too).
+        const reread = new Set<string>()
+        if (moved.length === 0 && formatOf(t.to) !== undefined) reread.add(t.to)
         for (const p of [...this.missed]) {
           if (!isUnder(p, t.from)) continue
           this.missed.delete(p)
           const np = t.to + p.slice(t.from.length)
-          const queued = np === t.to && moved.length === 0
-          if (!queued && formatOf(np) !== undefined) this.enqueue({ kind: 'read', path: np, check: false })
+          if (formatOf(np) !== undefined) reread.add(np)
         }
+        for (const p of reread) await this.apply({ kind: 'read', path: p, check: false })
         return
       }
       case 'save':
@@ -411,9 +415,10 @@ export class Indexer {
     const gen = this.generation + 1
     const file = this.indexFile(gen)
     try {
-      const saved = await this.engine.save(file)
+      const sha = await this.engine.save(file)
+      const saved = sha !== undefined
       if (saved) await fsyncFile(file)
-      const json = JSON.stringify(this.catalog.toJSON(saved ? gen : 0))
+      const json = JSON.stringify(this.catalog.toJSON(saved ? gen : 0, sha))
       const target = path.join(this.opts.stateDir, 'index.json')
       await writeDurably(target, json)
       const old = this.generation
@@ -535,7 +540,10 @@ export class Indexer {
         throw this.opts.error('EINVAL', `the query has ${query.length} numbers; the index holds ${c.dim}-dimensional vectors`)
       }
       const within = under === '/' ? c.vectors : c.vectorsUnder(under)
-      if (c.vectors === 0 || within === 0) return { results: [], ...base }
+      if (c.vectors === 0 || within === 0) {
+        this.counters.searches++
+        return { results: [], ...base }
+      }
       // A subtree holding a fraction of the index: widen the candidate list until k of its vectors turn up.
       let wanted = Math.min(c.vectors, Math.max(k, ef, under === '/' ? 0 : Math.ceil(2 * k * c.vectors / within)))
       for (;;) {
