@@ -183,6 +183,12 @@ export interface Backend {
   setxattr?(path: string, name: string, value: Buffer, flags: number): Promise<void>
   listxattr?(path: string): Promise<string[]>
   removexattr?(path: string, name: string): Promise<void>
+  /**
+   * One cheap request that proves the backend answers (S3: a 1-key listing; SFTP: stat of the root), bounded by the
+   * backend's own request deadline. Remote backends implement it: while one is failing, the VFS sends it nothing
+   * but this probe, answering from its caches or failing at once (src/vfs/health.ts). Rejects as any call does.
+   */
+  ping?(): Promise<void>
   /** Counters this backend keeps (requests, bytes, retries…), read by stats. */
   counters?(): Record<string, number>
   /** Lines the mount prints once when it starts: what this backend cannot do as the user may expect. */

@@ -38,6 +38,8 @@ export interface MountRequest {
 
 export interface RunningMount {
   mountpoint: string
+  /** The FUSE engine serving it ("kernel", "fuse-native"). */
+  engine: string
   backend: Backend
   vfs: Vfs
   metrics: MountMetrics
@@ -151,6 +153,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       writebackDirtyMaxBytes: values.writebackDirtyMax as number,
       staleIfErrorMs: values.staleIfError as number,
       validateIntervalMs: values.validateInterval as number,
+      opTimeoutMs: values.opTimeout as number,
       log: req.log,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })
@@ -236,6 +239,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
 
     return {
       mountpoint,
+      engine: engine.name,
       backend,
       vfs,
       metrics,

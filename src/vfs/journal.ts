@@ -272,6 +272,14 @@ export class Journal {
     return false
   }
 
+  /** Retries now every upload waiting out its retry delay (the backend answers again). */
+  retryNow (): void {
+    for (const s of this.paths.values()) {
+      if (s.retryTimer) { clearTimeout(s.retryTimer); s.retryTimer = undefined }
+    }
+    this.kick()
+  }
+
   /** Resolves once everything journaled for `p` is uploaded; rejects with the error of a failed attempt. */
   async flush (p: string): Promise<void> {
     await this.ready

@@ -35,6 +35,10 @@
  *   uploaded (write-through) or journaled (write-back) for whole-object backends, at close/fsync of a handle that
  *   changed it for the others, and again at release of a handle the kernel wrote directly (passthrough, mmap) —
  *   `remove` after an unlink and `rename` after a rename succeeded. Told synchronously, in the order they happened.
+ * - Deadlines (deadline.ts, health.ts): every request in VFS_REQUESTS settles by `opTimeoutMs`; every backend call
+ *   goes through one shared health verdict, and while the backend is known to be failing nothing waits for it:
+ *   cached answers come at once (stale-if-error), the rest fails with EIO at once, and a background probe finds out
+ *   when it answers again.
  */
 import path from 'node:path'
 import { constants as fsConstants } from 'node:fs'
@@ -49,6 +53,8 @@ import { DataCache, type Version } from './data-cache.js'
 import type { EvictionPolicyName } from './eviction.js'
 import { Readahead, type ReadaheadCounters } from './readahead.js'
 import { Journal, type JournalRecord } from './journal.js'
+import { BackendHealth, guardBackend, type Timers } from './health.js'
+import { applyDeadline, deadlineMargin, RequestDeadline } from './deadline.js'
 import { createHash } from 'node:crypto'
 
 /** Settings the VFS reads, in base units. */
@@ -106,6 +112,15 @@ export interface VfsOptions {
    * from the caches at once; unchanged ones stay cached.
    */
   validateIntervalMs?: number
+  /**
+   * Deadline of one request in ms (the `opTimeout` setting, default 120 s; 0: none): every method in VFS_REQUESTS
+   * settles by then (ETIMEDOUT), and a backend lookup unanswered for nearly that long counts as a backend failure.
+   */
+  opTimeoutMs?: number
+  /** Gap between probes of a failing backend, ms (default 1 s; see health.ts). */
+  probeIntervalMs?: number
+  /** Timers for deadlines and probes (tests pass fake ones; default: real timers and performance.now). */
+  timers?: Timers
   /** Where the VFS reports conditions worth a log line (the data cache's disk tier being unavailable). */
   log?: (line: string) => void
   /** Where staging files live. */
@@ -155,11 +170,24 @@ const VALIDATE_PARALLEL = 4
 export interface StaleStats {
   /** Answers (attributes, listings, opens) served past their TTL because the backend failed. */
   serves: number
-  /** True from a backend failure that made fsx serve stale until the backend answers again. */
+  /** True from a link failure of the backend (no answer: timeout, refused…) until it answers again. */
   backendFailing: boolean
   /** The errno of the last such failure (no message: messages may name hosts or keys). */
   lastError?: string
 }
+
+/** Default request deadline, as the `opTimeout` setting's. */
+const DEFAULT_OP_TIMEOUT_MS = 120_000
+
+/**
+ * The requests an engine makes: each settles by the request deadline (applyDeadline). A method added for the
+ * kernel (e.g. mknod) belongs here too.
+ */
+export const VFS_REQUESTS = [
+  'getattr', 'fgetattr', 'access', 'readdir', 'statfs', 'open', 'create', 'read', 'write', 'flush', 'fsync', 'release',
+  'truncate', 'ftruncate', 'mkdir', 'mknod', 'rmdir', 'unlink', 'rename', 'symlink', 'readlink', 'link', 'chmod', 'chown',
+  'utimens', 'getxattr', 'setxattr', 'listxattr', 'removexattr'
+] as const
 
 /** Errors that say the backend could not answer, rather than what it answered (ENOENT, EACCES…). */
 const BACKEND_DOWN = new Set(['EIO', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAGAIN', 'ESHUTDOWN', 'EPIPE'])
@@ -206,6 +234,8 @@ interface Handle {
   path: string
   flags: OpenFlags
   bh?: BackendFileHandle
+  /** A read-only open made while the backend was failing: the backend handle, opened at the first read. */
+  lazy?: Promise<BackendFileHandle>
   node?: OpenNode
   /** Set when this handle wrote data not yet made durable. */
   dirty: boolean
@@ -244,6 +274,10 @@ const XATTR_PATH_BYTES = 256
 const DEFAULT_BLOCK_BYTES = 1024 * 1024
 
 export class Vfs {
+  /** The backend, every call through `health` (health.ts). */
+  readonly backend: Backend
+  /** Whether the backend answers; while it does not, nothing waits for it. */
+  readonly health: BackendHealth
   readonly xattrs: XattrCache
   readonly meta: MetaCache
   /** Data cache; only for backends without random writes (for local files the kernel page cache is enough). */
@@ -256,7 +290,7 @@ export class Vfs {
   private readonly nodes = new Map<string, OpenNode>()
   private nextFh = 1
   private readonly staleMs: number
-  private readonly staleStats: StaleStats = { serves: 0, backendFailing: false }
+  private staleServes = 0
   private readonly validatorStats: ValidatorStats = { rounds: 0, checked: 0, changed: 0, errors: 0 }
   private validatorTimer?: NodeJS.Timeout
   /** Paths whose last staged save (at release) is still running → that save (see `settled`). */
@@ -278,14 +312,30 @@ export class Vfs {
   private readonly uid: number
   private readonly gid: number
 
-  constructor (readonly backend: Backend, readonly opts: VfsOptions) {
-    this.xattrs = new XattrCache({
-      max: opts.consistency === 'strong' ? 0 : opts.xattrCacheSize,
-      ttlMs: opts.xattrCacheTtlMs,
-      now: opts.now
+  constructor (backend: Backend, readonly opts: VfsOptions) {
+    const opTimeoutMs = Math.max(0, opts.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS)
+    this.health = new BackendHealth({
+      ping: backend.ping === undefined ? undefined : async () => await backend.ping!(),
+      // A lookup gives up a margin before the request does, so a cached answer still makes it in time.
+      lookupWaitMs: opTimeoutMs > 0 ? Math.max(1, opTimeoutMs - 2 * deadlineMargin(opTimeoutMs)) : 0,
+      probeIntervalMs: opts.probeIntervalMs,
+      timers: opts.timers,
+      onChange: (failing, code, message) => this.healthChanged(failing, code, message)
+    })
+    this.backend = guardBackend(backend, this.health)
+    applyDeadline(this, VFS_REQUESTS, new RequestDeadline(opTimeoutMs, opts.timers), {
+      // The kernel never got this handle: release it.
+      open: (fh: number) => { void this.release('', fh).catch(() => {}) },
+      create: (fh: number) => { void this.release('', fh).catch(() => {}) }
     })
     const strong = opts.consistency === 'strong'
     this.staleMs = strong ? 0 : Math.max(0, opts.staleIfErrorMs ?? 0)
+    this.xattrs = new XattrCache({
+      max: opts.consistency === 'strong' ? 0 : opts.xattrCacheSize,
+      ttlMs: opts.xattrCacheTtlMs,
+      now: opts.now,
+      staleMs: this.staleMs
+    })
     this.meta = new MetaCache({
       staleMs: this.staleMs,
       attrSize: strong ? 0 : opts.attrCacheSize ?? 0,
@@ -297,10 +347,10 @@ export class Vfs {
       now: opts.now
     })
     // Caches and journal on disk are per source: a stable name from the backend's (secret-free) description.
-    const ns = createHash('sha256').update(backend.description).digest('hex').slice(0, 16)
+    const ns = createHash('sha256').update(this.backend.description).digest('hex').slice(0, 16)
     const dataDisk = opts.dataCacheSize ?? 0
     const dataMem = opts.dataCacheMemory ?? 0
-    if (!backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
+    if (!this.backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
       this.data = new DataCache({
         dir: path.join(opts.cacheDir, 'data', ns),
         diskBytes: dataDisk,
@@ -314,10 +364,10 @@ export class Vfs {
         onDiskUnavailable: reason => opts.log?.(`data cache: disk tier off: ${reason}`)
       })
     }
-    if (!backend.capabilities.randomWrite && opts.writeback) {
+    if (!this.backend.capabilities.randomWrite && opts.writeback) {
       this.journal = new Journal({
         dir: path.join(opts.cacheDir, 'journal', ns),
-        backend,
+        backend: this.backend,
         maxDirtyBytes: opts.writebackDirtyMaxBytes ?? 1024 ** 3,
         onUploaded: p => this.changed(p),
         retryMs: opts.writebackRetryMs,
@@ -352,7 +402,7 @@ export class Vfs {
             const { path: p, stat: was } = todo[next++]
             const ticket = this.meta.begin()
             try {
-              const st = await this.asked(this.backend.stat(p))
+              const st = await this.backend.stat(p)
               round.checked++
               if (st.kind !== was.kind || st.size !== was.size || st.mtimeMs !== was.mtimeMs || st.etag !== was.etag) {
                 round.changed++
@@ -466,7 +516,7 @@ export class Vfs {
   /** Backend attributes of `p` through the metadata caches. */
   private async statCached (p: string): Promise<Stat> {
     try {
-      return await this.meta.stat(p, async () => await this.asked(this.backend.stat(p)), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
+      return await this.meta.stat(p, async () => await this.backend.stat(p), () => new FsxError('ENOENT', 'no such file or directory', { path: p, op: 'stat' }))
     } catch (err) {
       return this.stale(err, () => this.meta.staleAttr(p, this.staleMs))
     }
@@ -481,33 +531,20 @@ export class Vfs {
     if (this.staleMs <= 0 || typeof code !== 'string' || !BACKEND_DOWN.has(code)) throw err
     const v = fallback()
     if (v === undefined) throw err
-    this.staleStats.serves++
-    this.staleStats.lastError = code
-    if (!this.staleStats.backendFailing) {
-      this.staleStats.backendFailing = true
-      this.opts.log?.(`backend failing (${code}): serving cached metadata and data for up to ${Math.round(this.staleMs / 1000)}s past their TTLs`)
-    }
+    this.staleServes++
     return v
   }
 
-  /** Awaits a backend call; any answer from it (a result, ENOENT, EACCES…) ends stale serving. */
-  private async asked<T> (call: Promise<T>): Promise<T> {
-    try {
-      const v = await call
-      this.backendAnswered()
-      return v
-    } catch (err) {
-      const code = (err as { code?: unknown } | undefined)?.code
-      if (typeof code === 'string' && !BACKEND_DOWN.has(code)) this.backendAnswered()
-      throw err
+  /** The backend's verdict changed (health.ts): say so once, and retry held-back uploads when it answers again. */
+  private healthChanged (failing: boolean, code?: string, message?: string): void {
+    if (failing) {
+      const cached = this.staleMs > 0 ? `cached metadata and data answer for up to ${Math.round(this.staleMs / 1000)}s past their TTLs, ` : ''
+      const rest = this.health.failFast ? 'the rest fails with EIO at once until a background probe finds it answering' : 'the rest fails'
+      this.opts.log?.(`backend failing (${code ?? 'no answer'}): ${cached}${rest}${message === undefined ? '' : ` [${message}]`}`)
+    } else {
+      this.opts.log?.('backend answers again: stale serving ended')
+      this.journal?.retryNow()
     }
-  }
-
-  /** The backend answered: stale serving (if any) ends. */
-  private backendAnswered (): void {
-    if (!this.staleStats.backendFailing) return
-    this.staleStats.backendFailing = false
-    this.opts.log?.('backend answers again: stale serving ended')
   }
 
   /**
@@ -521,7 +558,7 @@ export class Vfs {
     this.meta.invalidate(p)
     const ticket = this.meta.begin()
     try {
-      const st = await this.asked(this.backend.stat(p))
+      const st = await this.backend.stat(p)
       this.meta.putAttr(p, st, ticket)
       return st
     } catch (err) {
@@ -622,7 +659,7 @@ export class Vfs {
     this.named(p, 'readdir')
     let entries: DirEntry[]
     try {
-      entries = await this.meta.list(p, async () => await this.asked(this.backend.list(p)))
+      entries = await this.meta.list(p, async () => await this.backend.list(p))
     } catch (err) {
       entries = this.stale(err, () => this.meta.staleList(p, this.staleMs))
     }
@@ -725,6 +762,15 @@ export class Vfs {
     this.named(p, 'open')
     const flags = decodeFlags(flagsInt)
     if (this.caps.randomWrite && this.backend.open) {
+      if (!flags.write && !flags.create && !flags.truncate && this.health.failing && this.health.failFast) {
+        // The backend is known to be failing: a read-only open of a file known before succeeds without it, so the
+        // pages the kernel kept still read; a read that reaches fsx opens the file on the backend then.
+        const st = this.meta.staleAttr(p, this.staleMs)
+        if (st !== undefined && st.kind !== 'dir') {
+          this.staleServes++
+          return this.register({ path: p, flags, dirty: false })
+        }
+      }
       // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
       if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
       const owner = flags.create ? (await this.ownerFor(p, caller)).owner : undefined
@@ -787,7 +833,7 @@ export class Vfs {
     if (flags.exclusive) {
       // Whole-object backends have no exclusive create: the closest is a fresh look before making the object.
       this.meta.invalidate(p)
-      const exists = await this.asked(this.backend.stat(p)).then(() => true, (err: { code?: string }) => { if (err.code === 'ENOENT') return false; throw err })
+      const exists = await this.backend.stat(p).then(() => true, (err: { code?: string }) => { if (err.code === 'ENOENT') return false; throw err })
       if (exists || this.journal?.pending(p)) throw new FsxError('EEXIST', 'file exists', { path: p, op: 'create' })
     }
     // Whole-object backends: make the (empty) object exist now so lookups find it, stage its content locally.
@@ -806,6 +852,7 @@ export class Vfs {
 
   async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fh)
+    if (!h.bh && !h.node && !h.journalFile && this.caps.randomWrite) h.bh = await this.openLazy(h)
     if (h.bh) {
       if (h.bh.readInto) return await h.bh.readInto(buf, len, pos)
       const data = await h.bh.read(pos, len)
@@ -832,6 +879,17 @@ export class Vfs {
     }
     const data = await this.backend.read(h.path, pos, len)
     return data.copy(buf, 0, 0, Math.min(len, data.length))
+  }
+
+  /** The backend handle of a read-only open made while the backend was failing (see `open`), opened once. */
+  private async openLazy (h: Handle): Promise<BackendFileHandle> {
+    h.lazy ??= this.backend.open!(h.path, { ...h.flags, append: false }, 0o666)
+    try {
+      return await h.lazy
+    } catch (err) {
+      h.lazy = undefined
+      throw err
+    }
   }
 
   async write (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
@@ -914,8 +972,9 @@ export class Vfs {
     }
     h.readahead?.close()
     await h.journalFile?.close().catch(() => {})
-    if (h.bh) {
-      await h.bh.close()
+    const bh = h.bh ?? await h.lazy?.catch(() => undefined)
+    if (bh) {
+      await bh.close()
       // What the kernel wrote directly (passthrough, mmap) may have landed after the last flush.
       if (h.changed === true || (h.passthrough === true && h.flags.write)) this.committed({ kind: 'write', path: h.path })
       return
@@ -1132,14 +1191,16 @@ export class Vfs {
     const cached = this.xattrs.get(p, name)
     if (cached === null) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
     if (cached !== undefined) return cached
+    let v: Buffer | null
     try {
-      const v = await this.backend.getxattr!(p, name)
+      v = await this.backend.getxattr!(p, name)
       this.xattrs.set(p, name, v)
-      return v
     } catch (err) {
       if ((err as { code?: string }).code === 'ENODATA') this.xattrs.set(p, name, null)
-      throw err
+      v = this.stale(err, () => this.xattrs.staleGet(p, name))
     }
+    if (v === null) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
+    return v
   }
 
   async setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> {
@@ -1159,9 +1220,13 @@ export class Vfs {
     if (!this.servesXattrs || !this.backend.listxattr) return []
     const cached = this.xattrs.getList(p)
     if (cached) return cached
-    const names = await this.backend.listxattr(p)
-    this.xattrs.setList(p, names)
-    return names
+    try {
+      const names = await this.backend.listxattr(p)
+      this.xattrs.setList(p, names)
+      return names
+    } catch (err) {
+      return this.stale(err, () => this.xattrs.staleList(p))
+    }
   }
 
   async removexattr (p: string, name: string): Promise<void> {
@@ -1229,7 +1294,7 @@ export class Vfs {
       openFiles: this.handles.size,
       readahead: { ...this.raCounters },
       ...(this.journal ? { writeback: this.journal.counters() } : {}),
-      stale: { ...this.staleStats },
+      stale: { serves: this.staleServes, backendFailing: this.health.failing, ...(this.health.lastError === undefined ? {} : { lastError: this.health.lastError }) },
       validator: { ...this.validatorStats },
       memory: { usedBytes: this.memoryUsed(), budgetBytes: this.opts.memoryBudgetBytes ?? 0 }
     }
@@ -1237,6 +1302,7 @@ export class Vfs {
 
   /** Releases all handles and the backend. */
   async close (): Promise<void> {
+    this.health.close()
     clearInterval(this.validatorTimer)
     await this.validating?.catch(() => {})
     for (const fh of [...this.handles.keys()]) await this.release('', fh).catch(() => {})

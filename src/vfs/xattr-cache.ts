@@ -3,6 +3,8 @@
  * It remembers absences too (ENODATA), because `ls -l` and `cp` ask for attributes most files do not have.
  * Invariant: every mutation through this mount (setxattr, removexattr, rename, unlink, rmdir) invalidates the
  * affected path before the backend call returns, so this mount never reads its own stale attributes.
+ * Stale-if-error (`staleMs` > 0): entries stay up to `staleMs` past their TTL for `staleGet` / `staleList`, which the
+ * VFS asks only when the backend could not answer; an invalidated entry is gone, never served stale.
  */
 import type { LRUCache } from 'lru-cache'
 import { Lru } from './lru.js'
@@ -17,6 +19,8 @@ export interface XattrCacheOptions {
   ttlMs: number
   /** Clock for TTLs (tests pass a fake one). */
   now?: () => number
+  /** Stale-if-error: how long past its TTL an entry may still answer while the backend fails (default 0). */
+  staleMs?: number
 }
 
 export interface CacheCounters {
@@ -36,6 +40,7 @@ export class XattrCache {
   private readonly cache?: LRUCache<string, PathEntry>
   private readonly now: () => number
   private readonly ttlMs: number
+  private readonly staleMs: number
   private hits = 0
   private misses = 0
   private evictions = 0
@@ -43,12 +48,13 @@ export class XattrCache {
   constructor (opts: XattrCacheOptions) {
     this.now = opts.now ?? (() => performance.now())
     this.ttlMs = opts.ttlMs
+    this.staleMs = Math.max(0, opts.staleMs ?? 0)
     if (opts.max > 0 && opts.ttlMs > 0) {
       // NB: the LRU's own TTL bounds how long an idle path stays; per-name ages are checked against `at`.
       // Lru, not plain LRUCache: invalidating the only cached path must not cost O(max) (see Lru).
       this.cache = new Lru<PathEntry>({
         max: opts.max,
-        ttl: opts.ttlMs,
+        ttl: opts.ttlMs + this.staleMs,
         perf: { now: this.now },
         dispose: (_v, _k, reason) => { if (reason === 'evict') this.evictions++ }
       })
@@ -93,6 +99,18 @@ export class XattrCache {
     const entry: PathEntry = this.cache.get(path) ?? { names: new Map() }
     entry.list = { v: names, at: this.now() }
     this.cache.set(path, entry)
+  }
+
+  /** Stale-if-error: a cached value (null: absence) at most `staleMs` past its TTL, or undefined; counts nothing. */
+  staleGet (path: string, name: string): XattrEntry | undefined {
+    const hit = this.cache?.peek(path)?.names.get(name)
+    return hit !== undefined && this.now() - hit.at < this.ttlMs + this.staleMs ? hit.v : undefined
+  }
+
+  /** Stale-if-error: a cached name list at most `staleMs` past its TTL, or undefined; counts nothing. */
+  staleList (path: string): string[] | undefined {
+    const hit = this.cache?.peek(path)?.list
+    return hit !== undefined && this.now() - hit.at < this.ttlMs + this.staleMs ? hit.v : undefined
   }
 
   /** Forgets everything about `path` (and, with `prefix`, everything below it: a scan, used for directories). */

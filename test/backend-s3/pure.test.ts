@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import {
-  copySource, errnoCodeOf, KeyMap, metadata as md, MetaCache, parseS3Source, s3Backend, s3Settings, translate
+  copySource, errnoCodeOf, isLinkError, KeyMap, metadata as md, MetaCache, parseS3Source, s3Backend, s3Settings, translate
 } from '../../plugins/backend-s3/dist/index.js'
 import { fsxError } from '../../dist/errors.js'
 
@@ -130,12 +130,22 @@ t.test('S3 errors map to errnos; messages name op and path', async t => {
   t.equal(errnoCodeOf(e('InternalError', 500)), 'EIO')
   t.equal(errnoCodeOf(e('MetadataTooLarge', 400)), 'E2BIG')
   t.equal(errnoCodeOf(Object.assign(new Error('x'), { name: 'TimeoutError' })), 'ETIMEDOUT')
-  t.equal(errnoCodeOf(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), 'EIO')
+  t.equal(errnoCodeOf(Object.assign(new Error('x'), { name: 'S3NoAnswer' })), 'ETIMEDOUT', 'an attempt that got no answer')
+  t.equal(errnoCodeOf(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), 'ECONNREFUSED', 'no connection: a link error, not an answer')
+  t.equal(errnoCodeOf(Object.assign(new Error('x'), { code: 'ENOTFOUND' })), 'EHOSTUNREACH')
+  t.equal(errnoCodeOf(Object.assign(new Error('x'), { code: 'ECONNRESET', $metadata: { httpStatusCode: 500 } })), 'EIO', 'an answer, however bad')
+  t.ok(isLinkError(Object.assign(new Error('x'), { name: 'TimeoutError' })))
+  t.ok(isLinkError(fsxError('ECONNREFUSED', 'x')))
+  t.notOk(isLinkError(e('SlowDown', 503)), 'throttling is an answer')
+  t.notOk(isLinkError(e('NoSuchKey', 404)))
   t.equal(errnoCodeOf(Object.assign(new Error('x'), { name: 'CredentialsProviderError' })), 'EACCES')
   const err = translate(e('SlowDown', 503), 'write', '/a', fsxError)
   t.match(err, { code: 'EIO', path: '/a', op: 'write', message: 'write /a: S3 answered 503 SlowDown after 3 attempts' })
   const own = fsxError('ENOTEMPTY', 'x')
   t.equal(translate(own, 'rmdir', '/d', fsxError), own, 'errno-coded errors pass through')
+  const timedOut = fsxError('ETIMEDOUT', 'list /d: no answer')
+  t.equal(translate(timedOut, 'stat', '/d/f', fsxError), timedOut, 'so do link errors translated before')
+  t.match(translate(Object.assign(new Error('getaddrinfo ENOTFOUND s3.example'), { code: 'ENOTFOUND' }), 'stat', '/f', fsxError), { code: 'EHOSTUNREACH' })
 })
 
 t.test('the metadata cache expires on its clock and follows mutations', async t => {

@@ -14,6 +14,7 @@ import { connect, s3Settings, type S3Backend } from '../../plugins/backend-s3/di
 import { fsxError } from '../../dist/errors.js'
 import { bytes } from '../helpers/conformance.js'
 import { S3_ACCESS_KEY, S3_SECRET_KEY, startS3Server, type S3Server } from '../helpers/s3-server.js'
+import { scaled } from '../helpers/timing.js'
 
 const kit = { fsxError }
 process.env.AWS_ACCESS_KEY_ID = S3_ACCESS_KEY
@@ -224,19 +225,39 @@ if (s3 !== undefined) {
     failures = 0
   })
 
-  t.test('every request has a deadline: a server that stops answering fails the call, no object appears', async t => {
-    const { b, prefix } = await backend(t, s3, { s3Timeout: 500 })
+  t.test('every call has one deadline: a server that stops answering fails it after one s3Timeout, no retry, no object', async t => {
+    const TIMEOUT = scaled(1000)
+    let now = Date.now()
+    const { b, prefix } = await backend(t, s3, { s3Timeout: TIMEOUT, s3ListCacheTtl: 60_000 }, { now: () => now })
     await b.write('/exists', Buffer.from('x'))
+    await b.write('/d/known', Buffer.from('k'))
+    await b.list('/d')
+    now += 120_000 // the listing of /d expired: a lookup below it lists /d again first
     s3.pause()
     let resumed = false
     t.teardown(() => { if (!resumed) s3.resume() })
-    const t0 = Date.now()
-    await t.rejects(b.write('/new', Buffer.from('never')), { code: /^(ETIMEDOUT|EIO)$/ })
-    const took = Date.now() - t0
+    // Each call: one request that gets no answer ends it (no retry of it, no next probe of the same lookup).
+    const calls: Array<[string, () => Promise<unknown>]> = [
+      ['write', async () => await b.write('/new', Buffer.from('never'))],
+      ['stat of a name no listing holds', async () => await b.stat('/elsewhere/x')],
+      ['stat of a name in a directory listed before', async () => await b.stat('/d/other')],
+      ['list', async () => await b.list('/other')],
+      ['ping', async () => await b.ping()]
+    ]
+    for (const [what, call] of calls) {
+      const before = b.counters()
+      const t0 = Date.now()
+      await t.rejects(call(), { code: 'ETIMEDOUT' }, what)
+      const took = Date.now() - t0
+      const after = b.counters()
+      t.equal(after.retries - before.retries, 0, `${what}: a timed-out attempt is not retried`)
+      t.equal(after.requests - before.requests, 1, `${what}: one request, not the next probe after it`)
+      t.ok(took < TIMEOUT + scaled(2000), `${what}: gave up after ${took} ms (s3Timeout ${TIMEOUT} ms)`)
+    }
     s3.resume()
     resumed = true
-    t.ok(took < 3 * 500 + 5000, `gave up after ${took} ms (3 attempts of 500 ms + backoff)`)
     await t.rejects(head(`${prefix}new`), { name: 'NotFound' })
+    await b.ping()
   })
 
   t.test('wrong credentials are EACCES, a missing bucket ENOENT; no secret in any message', async t => {

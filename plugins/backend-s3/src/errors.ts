@@ -8,8 +8,12 @@
  *   KeyTooLongError                                 → ENAMETOOLONG
  *   InvalidObjectState (archived: Glacier)          → EIO, with the reason
  *   501 NotImplemented                              → ENOTSUP
- *   timeouts (ours, the SDK's)                      → ETIMEDOUT
- *   everything else, after the SDK's retries        → EIO   (5xx, throttling, refused/reset connections…)
+ *   no answer in time (ours, the SDK's)             → ETIMEDOUT
+ *   refused, reset, unreachable connections         → ECONNREFUSED, ECONNRESET, EHOSTUNREACH… (after retries)
+ *   everything else, after the SDK's retries        → EIO   (5xx, throttling…: answers, if bad ones)
+ *
+ * The link-level codes (ETIMEDOUT, ECONN*, EHOSTUNREACH…) tell the core that S3 did not answer at all, which makes
+ * it stop waiting for S3 until a probe sees it back (src/vfs/health.ts); the application gets EIO for them.
  *
  * Messages name the operation and the path, never credentials or the request's signature.
  */
@@ -41,7 +45,24 @@ export function isNotFound (err: unknown): boolean {
   return statusOf(err) === 404 || code === 'NoSuchKey' || code === 'NotFound'
 }
 
-const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE'])
+/** Node's network error codes → the errno each stands for (a name that cannot be resolved: unreachable). */
+const NETWORK: Record<string, string> = {
+  ECONNREFUSED: 'ECONNREFUSED',
+  ECONNRESET: 'ECONNRESET',
+  EPIPE: 'EPIPE',
+  ENOTFOUND: 'EHOSTUNREACH',
+  EAI_AGAIN: 'EHOSTUNREACH',
+  EHOSTUNREACH: 'EHOSTUNREACH',
+  ENETUNREACH: 'ENETUNREACH',
+  ECONNABORTED: 'ECONNABORTED',
+  ERR_STREAM_PREMATURE_CLOSE: 'ECONNRESET'
+}
+
+/**
+ * Name of the error a request attempt that got no answer within s3Timeout becomes (see `noRetryOnTimeout` in
+ * index.ts): not one the SDK's retry strategy retries.
+ */
+export const NO_ANSWER = 'S3NoAnswer'
 
 /** The errno code for an S3/SDK/network error. */
 export function errnoCodeOf (err: unknown): string {
@@ -56,14 +77,20 @@ export function errnoCodeOf (err: unknown): string {
     case 'EntityTooLarge': return 'EFBIG'
     case 'KeyTooLongError': return 'ENAMETOOLONG'
     case 'NotImplemented': return 'ENOTSUP'
-    case 'TimeoutError': case 'AbortError': case 'RequestTimeout': case 'RequestTimeoutException': return 'ETIMEDOUT'
+    case NO_ANSWER: case 'TimeoutError': case 'AbortError': case 'RequestTimeout': case 'RequestTimeoutException': return 'ETIMEDOUT'
   }
   if (e?.code === 'ETIMEDOUT' || e?.code === 'ESOCKETTIMEDOUT') return 'ETIMEDOUT'
   if (status === 404) return 'ENOENT'
   if (status === 403 || status === 401) return 'EACCES'
   if (status === 501) return 'ENOTSUP'
-  if (e?.code !== undefined && NETWORK.has(e.code)) return 'EIO'
+  if (status === undefined && e?.code !== undefined && NETWORK[e.code] !== undefined) return NETWORK[e.code]
   return 'EIO'
+}
+
+/** True when `err` says S3 did not answer at all (no answer in time, or no connection), as opposed to an answer. */
+export function isLinkError (err: unknown): boolean {
+  const code = errnoCodeOf(err)
+  return code === 'ETIMEDOUT' || Object.values(NETWORK).includes(code)
 }
 
 /** One line saying what went wrong, for the message (status and S3 code, or the network error). */
@@ -84,7 +111,8 @@ export function reasonOf (err: unknown): string {
 /** Wraps an S3/SDK/network error as an fsx error for `op` on `path`. Errors that already carry an errno pass through. */
 export function translate (err: unknown, op: string, path: string, makeError: MakeError): Error {
   const own = (err as { code?: unknown } | null)?.code
-  if (typeof own === 'string' && /^E[A-Z0-9]+$/.test(own) && !NETWORK.has(own) && own !== 'ETIMEDOUT' && (err as { $metadata?: unknown }).$metadata === undefined) {
+  // NB: a network code that stands for another errno (ENOTFOUND: EHOSTUNREACH) is translated, not passed through.
+  if (typeof own === 'string' && /^E[A-Z0-9]+$/.test(own) && (NETWORK[own] ?? own) === own && (err as { $metadata?: unknown }).$metadata === undefined) {
     return err as Error
   }
   return makeError(errnoCodeOf(err), `${op} ${path}: ${reasonOf(err)}`, { path, op, cause: err })

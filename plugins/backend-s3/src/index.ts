@@ -8,7 +8,7 @@
  * description, not in `fsx tune` (they are no setting at all).
  */
 import type { BackendDefinition, BackendKit } from '../../../src/backend/types.js'
-import { errnoCodeOf, reasonOf } from './errors.js'
+import { errnoCodeOf, NO_ANSWER, reasonOf } from './errors.js'
 import { MAX_ATTEMPTS, S3Backend, type S3BackendOptions } from './s3-backend.js'
 import { describeTarget, parseS3Source, S3_OPTIONS, s3Settings, type S3Settings, type S3Target } from './settings.js'
 
@@ -17,7 +17,7 @@ export { S3_OPTIONS, s3Settings, parseS3Source, describeTarget, type S3Settings,
 export { MetaCache, type NodeInfo } from './cache.js'
 export { KeyMap, copySource } from './keys.js'
 export * as metadata from './metadata.js'
-export { errnoCodeOf, reasonOf, translate } from './errors.js'
+export { errnoCodeOf, isLinkError, reasonOf, translate, NO_ANSWER } from './errors.js'
 
 /** Largest number of sockets one backend keeps to the endpoint: room for several large transfers at once. */
 function maxSockets (s: S3Settings): number {
@@ -47,8 +47,11 @@ export async function connect (target: S3Target, settings: S3Settings, kit: Back
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: {
+      // One attempt: s3Timeout to connect (10 s at most), s3Timeout until the answer's headers, and a body that
+      // stalls for s3Timeout fails too (socketTimeout: no data either way).
       connectionTimeout: Math.min(settings.timeoutMs, 10_000),
       requestTimeout: settings.timeoutMs,
+      socketTimeout: settings.timeoutMs,
       throwOnRequestTimeout: true,
       httpAgent: new http.Agent({ keepAlive: true, maxSockets: maxSockets(settings) }),
       httpsAgent: new https.Agent({ keepAlive: true, maxSockets: maxSockets(settings) })
@@ -64,6 +67,7 @@ export async function connect (target: S3Target, settings: S3Settings, kit: Back
       client = make('us-east-1')
     }
   }
+  noRetryOnTimeout(client)
   const loadUpload = async (): Promise<typeof import('@aws-sdk/lib-storage').Upload> => (await import('@aws-sdk/lib-storage')).Upload
   const backend = new S3Backend(target, settings, { sdk, client, loadUpload }, kit, opts)
   try {
@@ -81,6 +85,24 @@ export async function connect (target: S3Target, settings: S3Settings, kit: Back
     throw kit.fsxError(code, `s3 source ${describeTarget(target)}: ${what}`, { op: 'create', cause: err })
   }
   return backend
+}
+
+/**
+ * Makes an attempt that got no answer within s3Timeout final: the SDK's standard retry strategy would send it again
+ * (twice), tripling the wait of a filesystem call for a server that froze, and a server that did not answer one
+ * attempt rarely answers the next. Throttling, 5xx answers and refused or reset connections are still retried (they
+ * come back fast). Sits just inside the retry middleware, where it sees each attempt's error.
+ */
+function noRetryOnTimeout (client: { middlewareStack: { addRelativeTo: (mw: any, opts: any) => void } }): void {
+  client.middlewareStack.addRelativeTo((next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+    try {
+      return await next(args)
+    } catch (err) {
+      if ((err as { name?: string } | null)?.name !== 'TimeoutError') throw err
+      // NB: no `cause`: the SDK looks for a retryable error there too.
+      throw Object.assign(new Error((err as Error).message), { name: NO_ANSWER, $metadata: (err as { $metadata?: unknown }).$metadata })
+    }
+  }, { relation: 'after', toMiddleware: 'retryMiddleware', name: 'fsxNoRetryOnTimeout', override: true })
 }
 
 /** An endpoint for messages: scheme, host and port only. */

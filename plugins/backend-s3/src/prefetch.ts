@@ -20,8 +20,11 @@
  *   was replaced) resets the stream and the read is fetched again as asked. Streams idle for IDLE_MS are dropped,
  *   and writes, removals and renames through this backend invalidate their keys at once.
  * - A chunk that fails is dropped with its stream; the read that needed it is fetched again as asked, so an error
- *   reaches the caller only from its own request.
+ *   reaches the caller only from its own request. Except when S3 did not answer the chunk at all (`isLinkError`):
+ *   then the read fails with that error at once, rather than waiting out a second deadline for the same silence.
  */
+import { isLinkError } from './errors.js'
+
 
 /** Size of one read-ahead request: large enough that transfer, not latency, dominates. */
 export const CHUNK_BYTES = 2 * 1024 * 1024
@@ -90,9 +93,10 @@ export class Prefetcher {
       const data = await this.fromChunks(key, s, offset, length, sizeHint)
       this.hits++
       return data
-    } catch {
-      // A failed or inconsistent chunk: forget the stream, ask for exactly this range.
+    } catch (err) {
+      // A failed or inconsistent chunk: forget the stream, ask for exactly this range (unless S3 is silent).
       this.streams.delete(key)
+      if (isLinkError(err)) throw err
       return (await this.fetch(key, offset, length)).data
     }
   }

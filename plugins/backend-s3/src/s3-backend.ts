@@ -22,8 +22,12 @@
  *
  * Invariants:
  * - Every request has a deadline: each attempt s3Timeout (connect, headers, idle socket: requestHandler), all
- *   attempts of one call together an AbortSignal of MAX_ATTEMPTS × s3Timeout + backoff slack. Throttling and 5xx are
- *   retried by the SDK (standard mode, MAX_ATTEMPTS), then the call fails with EIO (ETIMEDOUT for deadlines).
+ *   attempts of one call together an AbortSignal of MAX_ATTEMPTS × s3Timeout + backoff slack. Throttling, 5xx and
+ *   refused or reset connections are retried by the SDK (standard mode, MAX_ATTEMPTS), then the call fails with EIO
+ *   (or the connection's errno); an attempt that got no answer within s3Timeout is not retried (index.ts) and fails
+ *   the call with ETIMEDOUT.
+ * - One backend call waits for S3 at most about s3Timeout when S3 does not answer: the first request that gets no
+ *   answer (or no connection) ends it, never followed by the next probe or HEAD of the same call (`isLinkError`).
  * - Every mutation bumps `epoch` and updates the cache before resolving; a probe or listing that started before a
  *   mutation does not store what it saw (it may be older than the mutation).
  * - Errors leave here as errno-coded errors made with kit.fsxError; their messages carry no credentials.
@@ -37,7 +41,7 @@ import type {
 } from '../../../src/backend/types.js'
 import { MetaCache, type NodeInfo } from './cache.js'
 import { Prefetcher } from './prefetch.js'
-import { isNotFound, s3CodeOf, statusOf, translate } from './errors.js'
+import { isLinkError, isNotFound, s3CodeOf, statusOf, translate } from './errors.js'
 import { baseName, copySource, KeyMap, parentOf, usableName } from './keys.js'
 import {
   decodeXattrs, DEFAULT_CONTENT_TYPE, DIR_CONTENT_TYPE, encodeXattrs, formatMode, formatTime, implicitDirStat,
@@ -290,7 +294,13 @@ export class S3Backend implements Backend {
     let hint: NodeKind | undefined
     const parent = parentOf(p)
     let siblings = this.cache.dir(parent)
-    if (siblings === undefined && (this.cache.listedSize(parent) ?? Infinity) <= RELIST_MAX) siblings = await this.relist(parent)
+    if (siblings === undefined && (this.cache.listedSize(parent) ?? Infinity) <= RELIST_MAX) {
+      try {
+        siblings = await this.relist(parent)
+      } catch (err) {
+        throw this.fail(err, op, p)
+      }
+    }
     if (siblings !== undefined) {
       hint = siblings.get(baseName(p))
       if (hint === undefined) {
@@ -335,7 +345,11 @@ export class S3Backend implements Backend {
           if (this.epoch !== epoch) return undefined
           this.cache.setDir(p, l.kinds)
           return l.kinds
-        }, () => undefined).finally(() => { if (this.relists.get(p) === entry) this.relists.delete(p) })
+        }, err => {
+          // S3 did not answer: the probes would not be answered either.
+          if (isLinkError(err)) throw err
+          return undefined
+        }).finally(() => { if (this.relists.get(p) === entry) this.relists.delete(p) })
       }
       pending = entry
       this.relists.set(p, entry)
@@ -385,6 +399,15 @@ export class S3Backend implements Backend {
 
   // ---- the contract -----------------------------------------------------------------------------------------------
 
+  /** The health probe (src/vfs/health.ts): a 1-key listing of the prefix, which is what mounting checked too. */
+  async ping (): Promise<void> {
+    try {
+      await this.listPage(this.keys.dirPrefix('/'), { maxKeys: 1 })
+    } catch (err) {
+      throw this.fail(err, 'ping', '/')
+    }
+  }
+
   async stat (p: string): Promise<Stat> {
     this.keys.check(p, 'stat')
     return (await this.lookup(p, 'stat')).stat
@@ -430,7 +453,9 @@ export class S3Backend implements Backend {
           const obj = await this.head(this.keys.fileKey(u.path))
           if (obj !== undefined) info = { stat: statOf(obj, false, this.defaults), object: obj }
         }
-      } catch {
+      } catch (err) {
+        // S3 stopped answering: the listing fails now rather than after every other HEAD timed out too.
+        if (isLinkError(err)) throw this.fail(err, 'list', p)
         return // the entry stays without attributes; a lookup will ask again (and report the error)
       }
       if (info === undefined) return

@@ -49,9 +49,11 @@ export const S3_OPTIONS: OptionSpec[] = [
   },
   {
     key: 's3Timeout', kind: 'duration', default: 30_000, scope: 's3', min: MIN_TIMEOUT_MS, max: MAX_TIMEOUT_MS,
-    help: 'Deadline of one S3 request attempt; a failed or timed-out attempt is retried with backoff (3 attempts), then the operation fails.',
-    details: 'Keep it well under opTimeout so S3 errors reach the application before the FUSE deadline does. ' +
-      'Throttling (503 SlowDown) and 5xx answers are retried the same way.'
+    help: 'Deadline of one S3 request attempt (to connect, to the first byte of the answer, and for any stall); an attempt that gets no answer in time is not retried.',
+    details: 'An S3 that does not answer in time (or refuses connections) counts as failing: fsx then answers from its ' +
+      'caches, fails what is not cached with EIO at once, and a background probe finds out when S3 answers again. ' +
+      'Throttling (503 SlowDown), 5xx answers and reset connections are retried with backoff (3 attempts), then EIO. ' +
+      'Keep it well under opTimeout.'
   },
   {
     key: 's3PartSize', kind: 'size', default: 8 * MiB, scope: 's3', min: MIN_PART_SIZE, max: MAX_PART_SIZE,

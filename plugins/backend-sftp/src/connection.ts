@@ -19,6 +19,11 @@
  * - The pool reconnects a dead slot at once, then with exponential backoff (100 ms doubling to 5 s). A slot that
  *   keeps failing while nobody waits stops trying and resumes when the next operation asks for a connection.
  *   Host key and login failures are `fatal`: operations fail at once with them instead of waiting.
+ * - A refused connection (nobody listening, no route) is a definite answer: a path operation waiting for a
+ *   connection fails with it as soon as an attempt made while it waits is refused, and an attempt is made for it
+ *   within MIN_RETRY_GAP_MS, whatever the backoff says: no wait for the reconnect backoff, and a server that came
+ *   back is found. Only an attempt that hangs (a frozen server) makes it wait, up to its deadline. An open file's
+ *   requests wait through refusals instead (a server restart), up to their deadline.
  *
  * Invariants:
  * - A Session is alive until `kill()`; after that its SFTP channel is never used again (`request` refuses it).
@@ -29,12 +34,24 @@ import type { SFTPWrapper } from 'ssh2'
 /** What a transport-level failure was (as opposed to an SFTP status answer from the server). */
 export type TransportKind = 'lost' | 'timeout' | 'noconn' | 'closed'
 
-/** A failure of the link, not an answer from the server. Carries no errno: the backend decides which one. */
+/**
+ * A failure of the link, not an answer from the server. The backend decides the errno; `code` says what a failed
+ * connection attempt met (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH…), when known.
+ */
 export class TransportError extends Error {
-  constructor (readonly kind: TransportKind, message: string, readonly fatal = false, options?: { cause?: unknown }) {
+  readonly code?: string
+  constructor (readonly kind: TransportKind, message: string, readonly fatal = false, options?: { cause?: unknown, code?: string }) {
     super(message, options)
     this.name = 'TransportError'
+    this.code = options?.code
   }
+}
+
+/** Connection failures that are a definite answer (nobody listens there, no route to it): no reason to wait. */
+const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'])
+
+function refused (err: unknown): err is TransportError {
+  return err instanceof TransportError && !err.fatal && err.code !== undefined && REFUSED.has(err.code)
 }
 
 export function isTransportError (err: unknown): err is TransportError {
@@ -178,6 +195,8 @@ interface Waiter {
   resolve: (s: Session) => void
   reject: (err: Error) => void
   timer: NodeJS.Timeout
+  /** Fail at a refused attempt (path operations) rather than wait for the deadline (open files, see `acquire`). */
+  failOnRefusal: boolean
 }
 
 export interface PoolOptions {
@@ -258,9 +277,11 @@ export class Pool {
             this.lastError = err as Error
             this.stats.connectFailures++
             slot.failures++
-            if (err instanceof TransportError && err.fatal) {
-              this.fatal = err
+            if (err instanceof TransportError && err.fatal) this.fatal = err
+            const fatal = err instanceof TransportError && err.fatal
+            if (fatal || refused(err)) {
               for (const w of [...this.waiters]) {
+                if (!fatal && !w.failOnRefusal) continue
                 this.waiters.delete(w)
                 clearTimeout(w.timer)
                 w.reject(err)
@@ -289,26 +310,43 @@ export class Pool {
     })
   }
 
-  /** A live session (round-robin), waiting for a reconnect until `deadline` (ms since the epoch). */
-  async acquire (deadline: number): Promise<Session> {
+  /**
+   * A live session (round-robin), waiting for a reconnect until `deadline` (ms since the epoch). A refused connection
+   * ends the wait at once, unless `opts.failOnRefusal` is false: an open file's requests in flight ride through a
+   * server restart (they are repeated once it is back) rather than fail at the first refusal.
+   */
+  async acquire (deadline: number, opts: { failOnRefusal?: boolean } = {}): Promise<Session> {
+    const failOnRefusal = opts.failOnRefusal ?? true
     if (this.closed) throw new TransportError('closed', 'the SFTP backend is closed')
     const live: Session[] = []
     for (const s of this.slots) if (s.session?.alive === true) live.push(s.session)
     if (live.length > 0) return live[this.rr++ % live.length]
     if (this.fatal) throw this.fatal
     const now = Date.now()
+    let attempting = false
+    let next: Slot | undefined
     this.slots.forEach((slot, i) => {
       if (!slot.connecting) this.kick(i)
       else if (slot.wake && now - slot.lastAttempt >= MIN_RETRY_GAP_MS) slot.wake()
+      // A slot not asleep in its backoff is trying to connect now.
+      if (slot.connecting && slot.wake === undefined) attempting = true
+      else if (slot.wake && (next === undefined || slot.lastAttempt < next.lastAttempt)) next = slot
     })
+    if (!attempting && next !== undefined) {
+      // Every slot tried moments ago: the next attempt comes at the end of the gap, not of the backoff.
+      const slot = next
+      const timer = setTimeout(() => slot.wake?.(), Math.max(0, slot.lastAttempt + MIN_RETRY_GAP_MS - now))
+      timer.unref()
+    }
     return await new Promise<Session>((resolve, reject) => {
       const w: Waiter = {
+        failOnRefusal,
         resolve,
         reject,
         timer: setTimeout(() => {
           this.waiters.delete(w)
           const last = this.lastError ? ` (last error: ${this.lastError.message})` : ''
-          reject(new TransportError('noconn', `no connection to ${this.opts.where}${last}`))
+          reject(new TransportError('noconn', `no connection to ${this.opts.where}${last}`, false, { code: 'ETIMEDOUT' }))
         }, Math.max(1, deadline - now))
       }
       this.waiters.add(w)

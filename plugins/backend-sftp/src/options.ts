@@ -51,9 +51,10 @@ export const SFTP_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'sftpTimeout', kind: 'duration', default: DEFAULT_TIMEOUT_MS, scope: 'sftp', min: MIN_TIMEOUT_MS, max: MAX_TIMEOUT_MS,
-    help: 'Deadline of one SFTP request (and of the wait for a connection); then ETIMEDOUT instead of a hang.',
+    help: 'Deadline of one SFTP request (and of the wait for a connection); a server that does not answer in time counts as failing.',
     details: 'A request unanswered this long marks its connection dead; it is re-established with backoff and ' +
-      'open files are reopened on it.'
+      'open files are reopened on it. A refused connection fails at once. While the server is failing fsx answers ' +
+      'from its caches, fails what is not cached with EIO at once, and a background probe finds out when it answers again.'
   },
   {
     key: 'sftpConnections', kind: 'count', default: DEFAULT_CONNECTIONS, scope: 'sftp', min: 1, max: MAX_CONNECTIONS,

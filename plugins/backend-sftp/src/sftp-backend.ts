@@ -36,7 +36,7 @@ import { SftpFileHandle, pflagsOf, type HandleHost } from './file-handle.js'
 import type { SftpSettings } from './options.js'
 import { describeTarget, hostKeyName, type SftpTarget } from './source.js'
 import { loadSsh, openSession, prepareLogin } from './ssh.js'
-import { NAME_MAX, STATUS, nameTooLong, statusOf } from './status.js'
+import { NAME_MAX, PATH_MAX, STATUS, nameTooLong, statusOf } from './status.js'
 
 const S_IFMT = 0o170000
 /** How long a path seen as a directory is trusted when telling ENOENT from ENOTDIR (saves a round trip per miss). */
@@ -247,8 +247,9 @@ export class SftpBackend implements Backend, HandleHost {
     return this.root === '/' ? '/' + rel : `${this.root}/${rel}`
   }
 
+  /** A session for an open file's requests: it waits out a refused reconnect (a server restart) until `deadline`. */
   async acquire (deadline: number): Promise<Session> {
-    return await this.pool.acquire(deadline)
+    return await this.pool.acquire(deadline, { failOnRefusal: false })
   }
 
   async req<T> (s: Session, what: string, fn: (sftp: SFTPWrapper, cb: (err?: Error | null, value?: any) => void) => void): Promise<T> {
@@ -471,13 +472,26 @@ export class SftpBackend implements Backend, HandleHost {
     return 'EIO'
   }
 
+  /**
+   * True when the server's form of a path (the root joined in front) reaches PATH_MAX: the server then refuses it
+   * with ENAMETOOLONG, which OpenSSH sends as BAD_MESSAGE, like EINVAL. A path through the mount may be longer
+   * than what reaches the kernel in one call (an application that works from a deep current directory).
+   */
+  private pathTooLong (...paths: Array<string | undefined>): boolean {
+    const root = this.root === '/' ? 0 : Buffer.byteLength(this.root)
+    return paths.some(q => q !== undefined && root + Buffer.byteLength(q) >= PATH_MAX)
+  }
+
   /** Turns any failure of `op` on `p` (and `other`: rename's target, link's existing name) into an errno error. */
   async fail (op: string, p: string, err: unknown, other?: string): Promise<Error> {
     const code0 = (err as { code?: unknown } | null)?.code
     if (typeof code0 === 'string' && (err as { errno?: unknown }).errno !== undefined) return err as Error // already ours
     if (isTransportError(err)) {
       if (err.kind === 'timeout') this.stats.timeouts++
-      const code = err.kind === 'timeout' || (err.kind === 'noconn' && !err.fatal) ? 'ETIMEDOUT' : 'EIO'
+      // A request unanswered: ETIMEDOUT; no connection: what the last attempt met (ECONNREFUSED, ETIMEDOUT…). Both
+      // say the server did not answer (the core stops waiting for it: src/vfs/health.ts). A connection lost under a
+      // request, a refused login or host key: EIO (the pool reconnects, or the answer was a refusal).
+      const code = err.kind === 'timeout' ? 'ETIMEDOUT' : err.kind === 'noconn' && !err.fatal ? (err.code ?? 'ENOTCONN') : 'EIO'
       const why = err.kind === 'lost' ? `${err.message}; the outcome is unknown` : err.message
       return this.error(code, op, p, why)
     }
@@ -487,7 +501,7 @@ export class SftpBackend implements Backend, HandleHost {
       case STATUS.NO_SUCH_FILE: code = await this.whyMissing(op, p, other); break
       case STATUS.PERMISSION_DENIED: code = op === 'chmod' || op === 'chown' || op === 'utimens' ? 'EPERM' : 'EACCES'; break
       case STATUS.FAILURE: code = await this.whyFailed(op, p, other); break
-      case STATUS.BAD_MESSAGE: code = nameTooLong(p, other) ? 'ENAMETOOLONG' : 'EINVAL'; break
+      case STATUS.BAD_MESSAGE: code = nameTooLong(p, other) || this.pathTooLong(p, other) ? 'ENAMETOOLONG' : 'EINVAL'; break
       case STATUS.OP_UNSUPPORTED: code = op === 'link' || op === 'symlink' ? 'EPERM' : 'ENOTSUP'; break
       default: code = 'EIO'
     }
@@ -496,6 +510,15 @@ export class SftpBackend implements Backend, HandleHost {
   }
 
   // ---- attributes and listing --------------------------------------------------------------------------------------
+
+  /** The health probe (src/vfs/health.ts): a stat of the root, on any live connection (reconnecting if none). */
+  async ping (): Promise<void> {
+    try {
+      await this.run(true, async s => await this.req(s, 'ping', (sftp, cb) => sftp.stat(this.root, cb)))
+    } catch (err) {
+      throw await this.fail('ping', '/', err)
+    }
+  }
 
   async stat (p: string): Promise<Stat> {
     const full = this.absPath(p, 'stat')

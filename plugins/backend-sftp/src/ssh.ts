@@ -179,14 +179,21 @@ export async function openSession (ssh: SshModules, login: Login, slot: number):
       throw new TransportError('noconn', `sftp: ${login.username}@${where} refused every login method tried (${login.authSummary})`, true)
     }
     const code = typeof e.code === 'string' ? e.code : undefined
-    const why = timedOut || /timed out/i.test(e.message)
+    const noAnswer = timedOut || /timed out/i.test(e.message)
+    const why = noAnswer
       ? `no answer within ${settings.timeoutMs / 1000}s`
       : code === 'ECONNREFUSED'
         ? 'connection refused'
         : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
           ? 'host name not found'
           : e.message.replace(/^(connect|getConnection|sftp): /g, '')
-    throw new TransportError('noconn', `sftp: cannot connect to ${where}: ${why}`, false, { cause: e })
+    // What the attempt met, as an errno: the pool fails waiting operations at once on a refusal (connection.ts).
+    const errno = noAnswer
+      ? 'ETIMEDOUT'
+      : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+        ? 'EHOSTUNREACH'
+        : code !== undefined && /^E[A-Z]+$/.test(code) ? code : 'ECONNRESET'
+    throw new TransportError('noconn', `sftp: cannot connect to ${where}: ${why}`, false, { cause: e, code: errno })
   } finally {
     clearTimeout(timer)
   }

@@ -36,6 +36,8 @@ export const OPEN = {
 
 /** Longest name component Linux filesystems accept; the server says ENAMETOOLONG as BAD_MESSAGE. */
 export const NAME_MAX = 255
+/** Linux PATH_MAX, the terminating NUL included: a longer path is ENAMETOOLONG on the server, sent as BAD_MESSAGE. */
+export const PATH_MAX = 4096
 
 /** True when some component of the paths is longer than NAME_MAX bytes. */
 export function nameTooLong (...paths: Array<string | undefined>): boolean {
