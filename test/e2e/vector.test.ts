@@ -232,9 +232,10 @@ if (fuseAvailable(t)) {
     const m = await mountFsx(t, data, ['--vector-index', '--cache-dir', path.join(work, 'cache'), '--metrics-addr', '127.0.0.1:0'])
     const url = /metrics at (http:\/\/\S+)/.exec(m.log())?.[1]
     t.ok(url, 'the metrics endpoint is announced')
-    t.equal((await sh('printf "1,2,3\\n4,5,6\\n" > a.vec && printf "7 8 9\\n" > b.fvecs.vec', m.mountpoint)).code, 0)
+    t.equal((await sh('printf "1,2,3\\n4,5,6\\n" > a.vec && printf "7 8 10\\n" > b.fvecs.vec', m.mountpoint)).code, 0)
     const ok = await fsx(['search', m.mountpoint, '--vector', '4,5,6', '-k', '2'])
     t.equal(ok.code, 0, ok.stderr)
+    // (4,5,6) is row 1 of a.vec; row 0 (1,2,3) is at √27, b.fvecs.vec (a text file: the name ends in .vec) at √34.
     t.match(ok.stdout, /distance\s+vector\s+path\n\s+0\s+1\s+\/a\.vec\n\s+5\.1962\s+0\s+\/a\.vec\n/, 'a readable table, nearest first')
     const text = await (await fetch(url!)).text()
     t.match(text, new RegExp(`fsx_vector_vectors\\{mountpoint="${m.mountpoint}"\\} 3`), 'vectors indexed')
