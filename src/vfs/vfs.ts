@@ -493,9 +493,12 @@ export class Vfs {
       const staging = node.staging
       if (staging) {
         const now = Date.now()
+        // A clean staged copy (uploaded, or never changed) is the backend's object: its ETag names this content (a
+        // mount extension told of the upload records it as the file's version).
+        const etag = !staging.dirty && st?.etag !== undefined && st.size === staging.size ? { etag: st.etag } : {}
         return {
           kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
-          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino
+          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
         }
       }
     }

@@ -15,8 +15,8 @@ const { O_RDONLY, O_RDWR, O_WRONLY, O_TRUNC } = constants
 
 interface Seen { change: VfsChange, backend?: string, journaled?: boolean }
 
-async function setup (o: { randomWrite?: boolean, writeback?: boolean } = {}) {
-  const b = new FakeBackend({ randomWrite: o.randomWrite ?? true })
+async function setup (o: { randomWrite?: boolean, writeback?: boolean, etag?: boolean } = {}) {
+  const b = new FakeBackend({ randomWrite: o.randomWrite ?? true, etag: o.etag })
   const vfs = new Vfs(b as any, {
     writeback: o.writeback ?? false,
     consistency: 'session',
@@ -142,6 +142,29 @@ test('a whole-object file renamed while open and written: its write is told befo
   assert.deepEqual(seen.map(s => s.change), [{ kind: 'write', path: '/t.tmp' }, { kind: 'rename', from: '/t.tmp', to: '/t.vec' }])
   assert.equal(seen[1].backend, '4,5\n', 'the renamed object holds what was written')
   await vfs.release('/t.vec', fh)
+  await vfs.close()
+})
+
+test('a whole-object backend with ETags: told at close, the still-open file\'s attributes carry the uploaded object\'s ETag', async () => {
+  // What a listener reads at the event is what it records as the file's version (the vector index compares it with
+  // the backend's listing at the next mount): the ETag must be the uploaded object's, not missing.
+  const { b, vfs } = await setup({ randomWrite: false, etag: true })
+  let told: Promise<{ etag?: string, size: number }> | undefined
+  vfs.onCommit = change => { if (change.kind === 'write') told = vfs.getattr(change.path) }
+  const fh = await vfs.create('/a.vec', 0o644)
+  await write(vfs, fh, '1,2,3\n')
+  await vfs.flush('/a.vec', fh)
+  assert.ok(told, 'the write was told')
+  const st = await told
+  const backend = await b.stat('/a.vec')
+  assert.ok(backend.etag)
+  assert.equal(st.etag, backend.etag, 'the ETag of the object on the backend')
+  assert.equal(st.size, 6)
+  await write(vfs, fh, '4,5,6\n', 6)
+  const dirty = await vfs.getattr('/a.vec')
+  assert.equal(dirty.etag, undefined, 'written again and not uploaded: no ETag (the backend\'s names older content)')
+  assert.equal(dirty.size, 12)
+  await vfs.release('/a.vec', fh)
   await vfs.close()
 })
 
