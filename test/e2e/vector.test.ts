@@ -174,6 +174,8 @@ async function scenario (t: Tap, work: string, o: { source: string, env?: Record
   s = await indexed(m2, 'the validation after the restart')
   t.match(m2.log(), `vector: validating the index (${vectorsBefore} vectors in ${FILES} files) against the mount`, 'the remount loaded the saved index')
   t.match(m2.log(), /vector: validation done/, 'and validated it against the backend')
+  const figures = JSON.parse((await fsx(['stats', mountpoint, '--json'])).stdout).mounts[0].extensions.vector
+  t.equal(figures.indexed, 1, 'the validation re-read only the file changed behind the mount\'s back')
   t.same(await searchAll(work, m2, unchanged.map(vec), 3), before, 'after kill -9 and a remount the index answers the same')
   const back = await searchAll(work, m2, [newRow, vec(dropped)])
   t.same(back[0][0], { path: changed.path, index: 0, distance: 0 }, 'a file changed while unmounted is re-indexed')
