@@ -4,8 +4,7 @@
 // stopping the others. Their figures reach the stats snapshot and Prometheus.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, stat } from 'node:fs/promises'
-import os from 'node:os'
+import { readdir, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { constants } from 'node:fs'
 import { Vfs, type VfsChange } from '../../dist/vfs/vfs.js'
@@ -15,9 +14,12 @@ import { MountMetrics } from '../../dist/control/metrics.js'
 import { buildRegistry } from '../../dist/control/prometheus.js'
 import type { MountExtensionContext, MountExtensionDefinition } from '../../dist/extension/types.js'
 import { FakeBackend } from './helpers/fake-backend.ts'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tmp = tempDirs()
 
 async function vfsOn (b: FakeBackend): Promise<{ vfs: Vfs, cacheDir: string }> {
-  const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'fsx-ext-'))
+  const cacheDir = await tmp('fsx-ext-')
   return { vfs: new Vfs(b as any, { writeback: false, consistency: 'session', xattrCacheSize: 0, xattrCacheTtlMs: 0, cacheDir }), cacheDir }
 }
 

@@ -4,10 +4,12 @@
 // that race a read still end with the new name indexed. The real engine (usearch on its worker thread) runs.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Indexer, toFvecs, toText } from '../../plugins/vector/dist/index.js'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tmp = tempDirs()
 
 function fsErr (code: string, p: string): Error {
   return Object.assign(new Error(`${code}: ${p}`), { code })
@@ -65,7 +67,7 @@ class MemFiles {
 
 async function open (files: MemFiles, o: { stateDir?: string, dim?: number, metric?: 'l2' | 'cosine' | 'ip', maxFileBytes?: number } = {}) {
   const lines: string[] = []
-  const stateDir = o.stateDir ?? await mkdtemp(path.join(os.tmpdir(), 'fsx-vector-'))
+  const stateDir = o.stateDir ?? await tmp('fsx-vector-')
   const ix = await Indexer.open({
     files: files as any,
     stateDir,

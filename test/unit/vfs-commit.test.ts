@@ -4,12 +4,12 @@
 // `remove` after an unlink, `rename` after a rename, in the order they happened, and nothing for reads or failures.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { constants } from 'node:fs'
 import { Vfs, type VfsChange } from '../../dist/vfs/vfs.js'
 import { FakeBackend } from './helpers/fake-backend.ts'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tmp = tempDirs()
 
 const { O_RDONLY, O_RDWR, O_WRONLY, O_TRUNC } = constants
 
@@ -22,7 +22,7 @@ async function setup (o: { randomWrite?: boolean, writeback?: boolean, etag?: bo
     consistency: 'session',
     xattrCacheSize: 0,
     xattrCacheTtlMs: 0,
-    cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-commit-')),
+    cacheDir: await tmp('fsx-vfs-commit-'),
     writebackRetryMs: 10
   })
   const seen: Seen[] = []
@@ -171,7 +171,7 @@ test('a whole-object backend with ETags: told at close, the still-open file\'s a
 test('a listener that throws fails nothing: the operation succeeds and the failure is logged', async () => {
   const lines: string[] = []
   const b = new FakeBackend()
-  const vfs = new Vfs(b as any, { writeback: false, consistency: 'session', xattrCacheSize: 0, xattrCacheTtlMs: 0, cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-commit-')), log: l => lines.push(l) })
+  const vfs = new Vfs(b as any, { writeback: false, consistency: 'session', xattrCacheSize: 0, xattrCacheTtlMs: 0, cacheDir: await tmp('fsx-vfs-commit-'), log: l => lines.push(l) })
   vfs.onCommit = () => { throw new Error('boom') }
   b.put('/a.vec', '1\n')
   await vfs.unlink('/a.vec')
