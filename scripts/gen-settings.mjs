@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Generates presets/schema.json and docs/SETTINGS.md from the options table (src/config/options.ts, built to dist/)
-// and the bundled backend plugins' option rows (plugins/*/dist/index.js, their definitions' `options`).
+// and the bundled plugins' option rows (plugins/*/dist/index.js, their backend or mount-extension definitions' `options`).
 // `node scripts/gen-settings.mjs --check` exits 1 when either file is stale (run by the test suite and CI).
 import { readFile, readdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
@@ -57,7 +57,7 @@ export async function renderSettings () {
   }
   lines.push('', 'Also: `FSX_PRESET` (preset name or file), `FSX_CONFIG` (config file path).', '')
   for (const p of plugins) {
-    lines.push(`## Backend \`${p.name}\``, '', cell(p.summary), '', '| key | flag | env | default | range | what it does |', '|---|---|---|---|---|---|')
+    lines.push(`## ${Array.isArray(p.schemes) ? 'Backend' : 'Plugin'} \`${p.name}\``, '', cell(p.summary), '', '| key | flag | env | default | range | what it does |', '|---|---|---|---|---|---|')
     for (const s of p.options) {
       lines.push(`| \`${s.key}\` | \`--${s.kind === 'boolean' ? '[no-]' : ''}${flagName(s.key)}\` | \`${envName(s.key)}\` | ${s.default === undefined ? '—' : `\`${formatOptionValue(s, s.default)}\``} | ${range(s)} | ${cell(s.help)}${s.details ? ' ' + cell(s.details) : ''} |`)
     }

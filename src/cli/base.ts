@@ -10,14 +10,28 @@ import { Command } from '@oclif/core'
 import chalk from 'chalk'
 import { exitCodeFor, EXIT } from '../errors.js'
 import { loadBackends, type BackendRegistry } from '../backend/registry.js'
+import { loadExtensions, type ExtensionRegistry } from '../extension/registry.js'
+import type { OptionSpec } from '../config/options.js'
 
 export abstract class FsxCommand extends Command {
   private registryCache?: BackendRegistry
+  private extensionsCache?: ExtensionRegistry
 
   /** Backend definitions from every installed plugin (custom hook event `fsx:backends`). */
   protected async backends (): Promise<BackendRegistry> {
     this.registryCache ??= await loadBackends((event, opts) => this.config.runHook(event as any, opts as any) as any)
     return this.registryCache
+  }
+
+  /** Mount extensions from every installed plugin (custom hook event `fsx:mount-extensions`). */
+  protected async extensions (): Promise<ExtensionRegistry> {
+    this.extensionsCache ??= await loadExtensions((event, opts) => this.config.runHook(event as any, opts as any) as any)
+    return this.extensionsCache
+  }
+
+  /** Settings rows of every plugin: backends' and mount extensions'. */
+  protected async pluginOptions (): Promise<OptionSpec[]> {
+    return [...(await this.backends()).options(), ...(await this.extensions()).options()]
   }
 
   protected errorLine (message: string, hint?: string): string {

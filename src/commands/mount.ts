@@ -54,16 +54,17 @@ export default class Mount extends FsxCommand {
 
   async run (): Promise<void> {
     const registry = await this.backends()
-    const { argv, values: pluginValues } = extractPluginFlags(this.argv, registry.options())
+    const pluginOptions = await this.pluginOptions()
+    const { argv, values: pluginValues } = extractPluginFlags(this.argv, pluginOptions)
     const { args, flags } = await this.parse(Mount, argv)
     // -o options (fstab, mount.fsx): settings like flags; an env_file is loaded before anything reads the environment.
-    const o = parseMountOptions(flags.options ?? [], [...CORE_OPTIONS, ...registry.options()], { sloppy: flags.sloppy })
+    const o = parseMountOptions(flags.options ?? [], [...CORE_OPTIONS, ...pluginOptions], { sloppy: flags.sloppy })
     if (o.envFile !== undefined) Object.assign(process.env, await readEnvFile(o.envFile))
     const resolved = await resolveSettings({
       preset: flags.preset ?? o.preset,
       config: flags.config ?? o.config,
       flags: { ...o.settings, ...settingsFromFlags(flags), ...pluginValues },
-      extraOptions: registry.options()
+      extraOptions: pluginOptions
     })
     // A malformed source of any scheme is a configuration error (exit 3), found before anything is started.
     const source = parseSource(args.source)
@@ -73,7 +74,7 @@ export default class Mount extends FsxCommand {
     if (flags.daemon) return await this.daemonize(mountpoint, args.source, flags['log-file'])
 
     const log = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
-    const running = await startMount({ source, mountpoint, resolved, registry, log, logFile: flags['log-file'], metricsAddr: flags['metrics-addr'] })
+    const running = await startMount({ source, mountpoint, resolved, registry, extensions: await this.extensions(), log, logFile: flags['log-file'], metricsAddr: flags['metrics-addr'] })
     log(`mounted ${running.backend.description} on ${mountpoint} (preset ${resolved.preset.name}, ${running.engine} engine, pid ${process.pid})`)
     if (process.send) {
       process.send({ type: 'ready' })

@@ -114,6 +114,12 @@ export function render (s: MountSnapshot): string {
   }
   const be = Object.entries(s.backend).map(([k, v]) => `${k} ${/bytes/i.test(k) ? formatSize(v) : v}`).join(', ')
   out.push(`  backend: ${be || chalk.dim('no counters')}`)
+  for (const [name, figures] of Object.entries(s.extensions ?? {})) {
+    const show = (k: string, v: number): string => `${k} ${/bytes/i.test(k) ? formatSize(v) : Number.isInteger(v) ? v : v.toFixed(3)}`
+    out.push(`  ${name}: ` + Object.entries(figures).map(([k, v]) => typeof v === 'number'
+      ? show(k, v)
+      : `${k} ${Object.entries(v).map(([kk, vv]) => show(kk, vv)).join(' / ')}`).join(', '))
+  }
   const m = s.memory
   out.push(`  memory: rss ${formatSize(m.rssBytes)}, heap ${formatSize(m.heapUsedBytes)}${m.budgetBytes ? `, caches ${formatSize(m.usedBytes)} of ${formatSize(m.budgetBytes)} budget` : ''}`)
   return out.join('\n')

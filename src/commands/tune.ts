@@ -46,14 +46,14 @@ export default class Tune extends FsxCommand {
   }
 
   async run (): Promise<Record<string, unknown>> {
-    const registry = await this.backends()
-    const { argv, values: pluginValues } = extractPluginFlags(this.argv, registry.options())
+    const pluginOptions = await this.pluginOptions()
+    const { argv, values: pluginValues } = extractPluginFlags(this.argv, pluginOptions)
     const { args, flags } = await this.parse(Tune, argv)
     const r = await resolveSettings({
       preset: flags.preset,
       config: flags.config,
       flags: { ...settingsFromFlags(flags), ...pluginValues },
-      extraOptions: registry.options()
+      extraOptions: pluginOptions
     })
     if (flags.explain) return await this.explain(r, flags.explain)
     if (flags.probe) return await this.probe(r, flags.probe)

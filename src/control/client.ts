@@ -10,8 +10,11 @@ import { FsxError } from '../errors.js'
 import { listRecords, pidAlive, readRecord, removeRecord, type MountRecord } from '../mount/runtime.js'
 import { socketPath, type ControlRequest } from './protocol.js'
 
-/** Sends one request and waits for its response line. */
-export async function request (socket: string, req: ControlRequest, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+/**
+ * Sends one request and waits for its response line. A failure the mount answered rejects, unless `answered` is
+ * set: then the response itself resolves ({"ok": false, "error": {code, message}}).
+ */
+export async function request (socket: string, req: ControlRequest, timeoutMs = 10_000, answered = false): Promise<Record<string, unknown>> {
   return await new Promise((resolve, reject) => {
     const conn = net.createConnection(socket)
     let buf = ''
@@ -29,7 +32,7 @@ export async function request (socket: string, req: ControlRequest, timeoutMs = 
       conn.end()
       try {
         const res = JSON.parse(buf.slice(0, nl))
-        if (res.ok) resolve(res)
+        if (res.ok || answered) resolve(res)
         else reject(new FsxError(res.error?.code ?? 'EIO', res.error?.message ?? 'control request failed'))
       } catch (err) {
         reject(new FsxError('EIO', `bad answer from the mount: ${(err as Error).message}`))

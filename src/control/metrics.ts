@@ -6,6 +6,7 @@
 import * as hdr from 'hdr-histogram-js'
 import type { Vfs } from '../vfs/vfs.js'
 import type { Backend } from '../backend/types.js'
+import type { ExtensionFigures, FigureDescription } from '../extension/types.js'
 
 /** Histogram range: 1 µs to 1 hour, 2 significant digits (≈1% error) — enough for p99 of filesystem calls. */
 const HIST = { lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 2 as const }
@@ -43,6 +44,8 @@ export interface MountSnapshot {
   openFiles: number
   /** The FUSE engine's own figures (name, protocol, negotiated features, passthrough opens…). */
   engine?: Record<string, unknown>
+  /** Mount extensions' figures, by extension name (present when an extension runs on this mount). */
+  extensions?: Record<string, ExtensionFigures>
 }
 
 export class MountMetrics {
@@ -52,6 +55,8 @@ export class MountMetrics {
   engineStats?: () => Record<string, unknown>
   /** Called with each finished operation, after it is counted (the Prometheus histogram). */
   readonly observers: Array<(op: string, ms: number, errno: number) => void> = []
+  /** The mount extensions' figures and their Prometheus descriptions (set by the mount service). */
+  extensions?: { size: number, stats: () => Record<string, ExtensionFigures>, figures: () => Record<string, Record<string, FigureDescription>> }
 
   constructor (readonly info: { mountpoint: string, source: string, preset: string }, private readonly vfs: Vfs, private readonly backend: Backend) {}
 
@@ -104,7 +109,8 @@ export class MountMetrics {
       stale: v.stale ?? { serves: 0, backendFailing: false },
       validator: v.validator ?? { rounds: 0, checked: 0, changed: 0, errors: 0 },
       openFiles: v.openFiles,
-      ...(this.engineStats ? { engine: this.engineStats() } : {})
+      ...(this.engineStats ? { engine: this.engineStats() } : {}),
+      ...(this.extensions !== undefined && this.extensions.size > 0 ? { extensions: this.extensions.stats() } : {})
     }
   }
 }

@@ -113,6 +113,19 @@ export function buildRegistry (metrics: MountMetrics): client.Registry {
     set({ kind: 'cache_budget' }, snap.memory.budgetBytes)
   })
   gauge('fsx_open_files', 'Files open through the mount.', [], set => set({}, snap.openFiles))
+  // Mount extensions: one gauge per figure, fsx_<extension>_<figure in snake case>; a nested figure's keys go in a label.
+  const described = metrics.extensions?.figures() ?? {}
+  for (const [ext, figures] of Object.entries(snap.extensions ?? {})) {
+    for (const [key, value] of Object.entries(figures)) {
+      const d = described[ext]?.[key]
+      const label = typeof value === 'object' ? d?.label ?? 'key' : undefined
+      gauge(`fsx_${snake(ext)}_${snake(key)}`, d?.help ?? key, label === undefined ? [] : [label], set => {
+        const v = snap.extensions?.[ext]?.[key]
+        if (typeof v === 'number') set({}, v)
+        else if (v !== undefined && label !== undefined) for (const [k, n] of Object.entries(v)) set({ [label]: k }, n)
+      })
+    }
+  }
   return registry
 }
 

@@ -19,6 +19,8 @@ import { MountMetrics } from '../control/metrics.js'
 import { ControlServer } from '../control/server.js'
 import { socketPath } from '../control/protocol.js'
 import { buildRegistry, parseAddr, serveMetrics } from '../control/prometheus.js'
+import { ExtensionHost } from '../extension/host.js'
+import type { ExtensionRegistry } from '../extension/registry.js'
 
 export interface MountRequest {
   source: SourceUrl
@@ -30,6 +32,8 @@ export interface MountRequest {
   logFile?: string
   /** HOST:PORT for the Prometheus endpoint, if wanted. */
   metricsAddr?: string
+  /** Mount extensions from plugins (`fsx:mount-extensions`), started for this mount. */
+  extensions?: ExtensionRegistry
 }
 
 export interface RunningMount {
@@ -121,6 +125,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
   // Failures to reach or open the source are backend errors (exit 5), whatever the scheme.
   const backend = await createBackend(req.registry, req.source, values)
   let mounted: MountedFs | undefined
+  let extensions: ExtensionHost | undefined
   try {
     const rootStat = await backend.stat('/').catch(err => {
       throw new FsxError('EBACKEND', `source ${backend.description}: cannot read its root: ${(err as Error).message}`, { cause: err })
@@ -152,6 +157,9 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       log: req.log,
       cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
     })
+    // Extensions start before the engine serves, so they hear every commit made through the mount.
+    extensions = await ExtensionHost.start(req.extensions, { vfs, settings: values, mountpoint, cacheDir: vfs.opts.cacheDir, log: req.log })
+    const ext = extensions
     for (const line of backend.notices?.() ?? []) req.log(line)
     // default_permissions: the user's choice if they made one, else on for allow_other over a backend with owners.
     const dpExplicit = req.resolved.settings.defaultPermissions?.source !== undefined && req.resolved.settings.defaultPermissions.source !== 'default'
@@ -169,6 +177,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       onUnexpected: (op, err) => req.log(`unexpected error in ${op}: ${(err as Error)?.stack ?? String(err)}`)
     })
     metrics.engineStats = mounted.stats
+    metrics.extensions = ext
     const control = new ControlServer(socketPath(mountpoint), {
       ping: async () => ({ pid: process.pid }),
       stats: async () => ({ mount: metrics.snapshot() }),
@@ -191,7 +200,8 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       settings: async () => ({
         preset: req.resolved.preset.name,
         settings: Object.fromEntries(req.resolved.specs.map(spec => [spec.key, spec.secret && values[spec.key] !== undefined ? '(set)' : values[spec.key] ?? null]))
-      })
+      }),
+      ...ext.commands()
     })
     await control.start()
     const prom = req.metricsAddr && promRegistry ? await serveMetrics(req.metricsAddr, promRegistry) : undefined
@@ -213,6 +223,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       clearInterval(watch)
       await control.stop().catch(() => {})
       await prom?.close().catch(() => {})
+      await ext.close()
       await vfs.close().catch(err => req.log(`closing backend: ${(err as Error).message}`))
       await removeRecord(mountpoint).catch(() => {})
       resolveDone()
@@ -263,6 +274,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
     }
   } catch (err) {
     if (mounted) await mounted.unmount().catch(() => {})
+    await extensions?.close()
     await backend.close().catch(() => {})
     throw err
   }

@@ -31,6 +31,10 @@
  *   never reach the backend as one.
  * - Nodes created through the mount (create, mkdir, symlink, mknod) are given to the `Caller` that made the
  *   request (the FUSE request's uid/gid), as the backend can record it (Backend `Owner`).
+ * - Commit events (`onCommit`, for mount extensions): a file's `write` is told after its content is committed —
+ *   uploaded (write-through) or journaled (write-back) for whole-object backends, at close/fsync of a handle that
+ *   changed it for the others, and again at release of a handle the kernel wrote directly (passthrough, mmap) —
+ *   `remove` after an unlink and `rename` after a rename succeeded. Told synchronously, in the order they happened.
  * - Deadlines (deadline.ts, health.ts): every request in VFS_REQUESTS settles by `opTimeoutMs`; every backend call
  *   goes through one shared health verdict, and while the backend is known to be failing nothing waits for it:
  *   cached answers come at once (stale-if-error), the rest fails with EIO at once, and a background probe finds out
@@ -188,6 +192,17 @@ export const VFS_REQUESTS = [
 /** Errors that say the backend could not answer, rather than what it answered (ENOENT, EACCES…). */
 const BACKEND_DOWN = new Set(['EIO', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAGAIN', 'ESHUTDOWN', 'EPIPE'])
 
+/**
+ * A change made through the mount, told once committed (`Vfs.onCommit`): `write` — a file's new content is
+ * committed (close or fsync of a handle that changed it, a truncate, a new hard link's name); `remove` — a name was
+ * unlinked; `rename` — `from` (a file, or a directory with everything below it) now lives at `to`, replacing what
+ * was there.
+ */
+export type VfsChange =
+  | { kind: 'write', path: string }
+  | { kind: 'remove', path: string }
+  | { kind: 'rename', from: string, to: string }
+
 /** `utimens` time argument: ms since epoch, 'now' (UTIME_NOW) or undefined (UTIME_OMIT). */
 export type TimeArg = number | 'now' | undefined
 
@@ -231,6 +246,8 @@ interface Handle {
   journalFile?: FileHandle
   /** The FUSE engine passed this open through to the kernel: its reads and writes bypass the VFS. */
   passthrough?: boolean
+  /** Backend handles: the content changed through this handle since its last `write` commit event. */
+  changed?: boolean
 }
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND } = fsConstants
@@ -286,6 +303,11 @@ export class Vfs {
    * `tree`: everything below it too.
    */
   onChange?: (path: string, how: { entry?: boolean, tree?: boolean }) => void
+  /**
+   * Told after a change made through this mount is committed (see `VfsChange` and the invariants above), for mount
+   * extensions. Called synchronously: a listener must not throw or wait (it queues its own work).
+   */
+  onCommit?: (change: VfsChange) => void
   private validating?: Promise<ValidatorStats>
   private readonly uid: number
   private readonly gid: number
@@ -415,6 +437,15 @@ export class Vfs {
 
   private get caps () { return this.backend.capabilities }
 
+  /** Tells `onCommit`; a listener's failure is logged, never the operation's. */
+  private committed (change: VfsChange): void {
+    try {
+      this.onCommit?.(change)
+    } catch (err) {
+      this.opts.log?.(`a commit listener failed: ${(err as Error).message}`)
+    }
+  }
+
   /** Extended attributes are served (the backend has them and the `xattrs` setting is on). */
   get servesXattrs (): boolean { return this.caps.xattrs && this.opts.xattrs !== false }
 
@@ -465,9 +496,12 @@ export class Vfs {
       const staging = node.staging
       if (staging) {
         const now = Date.now()
+        // A clean staged copy (uploaded, or never changed) is the backend's object: its ETag names this content (a
+        // mount extension told of the upload records it as the file's version).
+        const etag = !staging.dirty && st?.etag !== undefined && st.size === staging.size ? { etag: st.etag } : {}
         return {
           kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
-          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino
+          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
         }
       }
     }
@@ -617,7 +651,10 @@ export class Vfs {
     const h = this.handles.get(fh)
     if (h === undefined || h.passthrough) return
     h.passthrough = true
-    if (h.flags.write) this.bypassed.set(h.path, (this.bypassed.get(h.path) ?? 0) + 1)
+    if (h.flags.write) {
+      this.bypassed.set(h.path, (this.bypassed.get(h.path) ?? 0) + 1)
+      h.changed = true
+    }
   }
 
   async access (p: string, _mode: number): Promise<void> {
@@ -751,7 +788,7 @@ export class Vfs {
       // kernel sends are its idea of the size, which another handle or client may have moved.
       const bh = await this.mutate(async () => await this.backend.open!(p, flags, 0o666, owner),
         () => { if (flags.truncate || flags.create) this.entryChanged(p) })
-      return this.register({ path: p, flags, bh, dirty: false })
+      return this.register({ path: p, flags, bh, dirty: false, changed: flags.write && (flags.truncate || flags.create) })
     }
     // Write-back: a version not uploaded yet is read (or staged for writing) from the journal's copy.
     if (this.journal) await this.journal.ready
@@ -804,7 +841,7 @@ export class Vfs {
     const { owner } = await this.ownerFor(p, caller)
     if (this.caps.randomWrite && this.backend.open) {
       const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p))
-      return this.register({ path: p, flags, bh, dirty: false })
+      return this.register({ path: p, flags, bh, dirty: false, changed: true })
     }
     if (flags.exclusive) {
       // Whole-object backends have no exclusive create: the closest is a fresh look before making the object.
@@ -873,6 +910,7 @@ export class Vfs {
     if (!h.flags.write) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
     const data = len === buf.length ? buf : buf.subarray(0, len)
     h.dirty = true
+    h.changed = true
     if (h.bh) return await this.mutate(async () => await h.bh!.write(pos, data), () => this.changed(h.path))
     const staging = h.node?.staging
     if (!staging) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
@@ -886,10 +924,20 @@ export class Vfs {
     const h = this.handles.get(fh)
     if (!h) return
     await this.persist(h, !this.opts.writeback)
+    this.handleCommitted(h)
   }
 
   async fsync (_p: string, fh: number, _datasync: boolean): Promise<void> {
-    await this.persist(this.handle(fh), true)
+    const h = this.handle(fh)
+    await this.persist(h, true)
+    this.handleCommitted(h)
+  }
+
+  /** A backend handle's changes are committed (flush/fsync done): tells `onCommit` once per batch of changes. */
+  private handleCommitted (h: Handle): void {
+    if (h.bh === undefined || h.changed !== true) return
+    h.changed = false
+    this.committed({ kind: 'write', path: h.path })
   }
 
   private async persist (h: Handle, durable: boolean): Promise<void> {
@@ -914,6 +962,7 @@ export class Vfs {
       if (!staging.dirty) return
       await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid }),
         () => this.changed(node.path))
+      this.committed({ kind: 'write', path: node.path })
       return
     }
     if (staging.dirty) {
@@ -921,6 +970,7 @@ export class Vfs {
       await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs: Date.now() }),
         () => this.changed(node.path))
       if (staging.version === version) staging.dirty = false
+      this.committed({ kind: 'write', path: node.path })
     }
     if (durable) await journal.flush(node.path)
   }
@@ -940,6 +990,8 @@ export class Vfs {
     const bh = h.bh ?? await h.lazy?.catch(() => undefined)
     if (bh) {
       await bh.close()
+      // What the kernel wrote directly (passthrough, mmap) may have landed after the last flush.
+      if (h.changed === true || (h.passthrough === true && h.flags.write)) this.committed({ kind: 'write', path: h.path })
       return
     }
     if (h.node) await this.releaseNode(h.node)
@@ -961,6 +1013,7 @@ export class Vfs {
     if (node?.staging) return await node.staging.truncate(size)
     await this.journal?.flush(p)
     await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p))
+    this.committed({ kind: 'write', path: p })
   }
 
   private async truncateBackend (p: string, size: number): Promise<void> {
@@ -980,6 +1033,7 @@ export class Vfs {
   async ftruncate (p: string, fh: number, size: number): Promise<void> {
     const h = this.handle(fh)
     h.dirty = true
+    h.changed = true
     if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path))
     if (h.node?.staging) return await h.node.staging.truncate(size)
     await this.truncate(h.path ?? p, size)
@@ -1026,6 +1080,7 @@ export class Vfs {
     // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
     await this.journal?.discard(p)
     await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p))
+    this.committed({ kind: 'remove', path: p })
   }
 
   async rename (from: string, to: string): Promise<void> {
@@ -1050,6 +1105,7 @@ export class Vfs {
       this.entryChanged(to, true)
     })
     this.rekey(from, to)
+    this.committed({ kind: 'rename', from, to })
   }
 
   private rekey (from: string, to: string): void {
@@ -1097,6 +1153,7 @@ export class Vfs {
       this.changed(existing)
       this.entryChanged(p)
     })
+    this.committed({ kind: 'write', path: p })
   }
 
   async chmod (p: string, mode: number): Promise<void> {
