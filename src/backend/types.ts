@@ -189,6 +189,12 @@ export interface Backend {
    * but this probe, answering from its caches or failing at once (src/vfs/health.ts). Rejects as any call does.
    */
   ping?(): Promise<void>
+  /**
+   * Another client changed `path` (with `tree`, anything below it): forget what the backend itself remembers of it
+   * (listing attributes, HEAD results, read-ahead), so the next call asks the server. Called when another mount of
+   * the same source says so (coherence); backends that keep no memory of their own leave it out.
+   */
+  invalidate?(path: string, tree: boolean): void
   /** Counters this backend keeps (requests, bytes, retries…), read by stats. */
   counters?(): Record<string, number>
   /** Lines the mount prints once when it starts: what this backend cannot do as the user may expect. */

@@ -5,6 +5,7 @@
  */
 import * as hdr from 'hdr-histogram-js'
 import type { Vfs } from '../vfs/vfs.js'
+import type { CoherenceStats } from '../vfs/coherence.js'
 import type { Backend } from '../backend/types.js'
 
 /** Histogram range: 1 µs to 1 hour, 2 significant digits (≈1% error) — enough for p99 of filesystem calls. */
@@ -40,6 +41,8 @@ export interface MountSnapshot {
   stale: { serves: number, backendFailing: boolean, lastError?: string }
   /** Background validator: rounds, files checked, found changed or gone, failed checks. */
   validator: { rounds: number, checked: number, changed: number, errors: number }
+  /** Coherence with other mounts of the source (the `coherence` setting), when on. */
+  coherence?: CoherenceStats
   openFiles: number
   /** The FUSE engine's own figures (name, protocol, negotiated features, passthrough opens…). */
   engine?: Record<string, unknown>
@@ -95,6 +98,7 @@ export class MountMetrics {
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, usedBytes: v.memory?.usedBytes ?? 0, budgetBytes: v.memory?.budgetBytes ?? 0 },
       stale: v.stale ?? { serves: 0, backendFailing: false },
       validator: v.validator ?? { rounds: 0, checked: 0, changed: 0, errors: 0 },
+      ...(v.coherence ? { coherence: v.coherence } : {}),
       openFiles: v.openFiles,
       ...(this.engineStats ? { engine: this.engineStats() } : {})
     }

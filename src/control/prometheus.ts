@@ -58,6 +58,12 @@ export function buildRegistry (metrics: MountMetrics): client.Registry {
   gauge('fsx_validator', 'Background validator figures (rounds, checked, changed, errors).', ['counter'], g => {
     for (const [counter, v] of Object.entries(snap.validator ?? {})) g.set({ ...labelsOf(), counter }, v)
   })
+  gauge('fsx_coherence', 'Coherence with other mounts of the source: connected (1/0), messages sent and received, invalidations applied, resets, outages, lag p50/p99 in seconds.', ['counter'], g => {
+    const c = snap.coherence
+    if (c === undefined) return
+    const figures: Record<string, number> = { connected: c.connected ? 1 : 0, sent: c.sent, received: c.received, applied: c.applied, resets: c.resets, outages: c.outages, lag_p50_seconds: c.lagP50Ms / 1000, lag_p99_seconds: c.lagP99Ms / 1000 }
+    for (const [counter, v] of Object.entries(figures)) g.set({ ...labelsOf(), counter }, v)
+  })
   gauge('fsx_backend', 'Backend counters (requests, bytes, retries, errors…), by name.', ['counter'], g => {
     for (const [counter, v] of Object.entries(snap.backend)) g.set({ ...labelsOf(), counter }, v)
   })

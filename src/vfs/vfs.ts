@@ -37,6 +37,7 @@
  *   when it answers again.
  */
 import path from 'node:path'
+import os from 'node:os'
 import { constants as fsConstants } from 'node:fs'
 import { open as openFile, type FileHandle } from 'node:fs/promises'
 import type { Backend, BackendFileHandle, DirEntry, OpenFlags, Owner, Stat, StatFs } from '../backend/types.js'
@@ -52,6 +53,8 @@ import { Journal, type JournalRecord } from './journal.js'
 import { BackendHealth, guardBackend, type Timers } from './health.js'
 import { applyDeadline, deadlineMargin, RequestDeadline } from './deadline.js'
 import { createHash } from 'node:crypto'
+import { ChangeLog } from './change-log.js'
+import { Coherence, type Bus, type ChangeKind, type CoherenceStats } from './coherence.js'
 
 /** Settings the VFS reads, in base units. */
 export interface VfsOptions {
@@ -117,6 +120,12 @@ export interface VfsOptions {
   probeIntervalMs?: number
   /** Timers for deadlines and probes (tests pass fake ones; default: real timers and performance.now). */
   timers?: Timers
+  /**
+   * Coherence with the other mounts of this source (coherence.ts): makes the bus for this source's channel, named
+   * by a stable id of the source (coherence-redis.ts makes a Redis one; tests pass their own). Default: none, so
+   * changes made by other mounts are seen when TTLs expire.
+   */
+  coherence?: (sourceId: string) => Promise<Bus>
   /** Where the VFS reports conditions worth a log line (the data cache's disk tier being unavailable). */
   log?: (line: string) => void
   /** Where staging files live. */
@@ -155,6 +164,8 @@ export interface VfsStats {
   stale?: StaleStats
   /** Background validator: rounds run, files checked, files found changed or gone, checks that failed. */
   validator?: ValidatorStats
+  /** Coherence with other mounts of the source, when on. */
+  coherence?: CoherenceStats
 }
 
 export interface ValidatorStats { rounds: number, checked: number, changed: number, errors: number }
@@ -209,6 +220,8 @@ interface OpenNode {
   path: string
   refs: number
   staging?: StagingFile
+  /** Its name was removed or replaced while it was open (detachNode): never saved again. */
+  removed?: boolean
   mode: number
   /** Owner recorded with every upload: the object's own, so a chown is not undone by the next write. */
   uid: number
@@ -229,6 +242,11 @@ interface Handle {
   readahead?: Readahead
   /** Write-back: a read-only open of a version not uploaded yet reads the journal's copy. */
   journalFile?: FileHandle
+  /**
+   * Backends with handles: the change-log sequence number at open; the handle reads through the data cache (at
+   * `version`) until its path changes after it, then through `bh`.
+   */
+  since?: number
   /** The FUSE engine passed this open through to the kernel: its reads and writes bypass the VFS. */
   passthrough?: boolean
 }
@@ -263,10 +281,22 @@ export class Vfs {
   readonly health: BackendHealth
   readonly xattrs: XattrCache
   readonly meta: MetaCache
-  /** Data cache; only for backends without random writes (for local files the kernel page cache is enough). */
+  /** Data cache; for every backend whose files are not on this host (local files: the kernel page cache is enough). */
   readonly data?: DataCache
-  /** Write-back journal; only for backends without random writes, with `writeback`. */
+  /** Write-back journal; for every backend whose files are not on this host, with `writeback`. */
   readonly journal?: Journal
+  /**
+   * Writes go through a staging copy of the whole file (and, with the journal, are uploaded whole in the
+   * background) rather than through a backend handle: backends without random writes (S3), and with write-back
+   * every remote backend (SFTP), so that close() can return before the server has the data.
+   */
+  readonly staged: boolean
+  /** Paths changed lately (here or, through coherence, by a peer): open files of them stop reading the data cache. */
+  private readonly changeLog = new ChangeLog()
+  /** Peer mounts of the same source, over Redis (coherence.ts); undefined when the `coherence` setting is off. */
+  private coherence?: Coherence
+  /** Stable id of the source (its description; and the host, for local directories): names its coherence channel. */
+  readonly sourceId: string
   private opens = 0
   private readonly raCounters: ReadaheadCounters = { triggered: 0, bytesUsed: 0, bytesWasted: 0 }
   private readonly handles = new Map<number, Handle>()
@@ -326,9 +356,16 @@ export class Vfs {
     })
     // Caches and journal on disk are per source: a stable name from the backend's (secret-free) description.
     const ns = createHash('sha256').update(this.backend.description).digest('hex').slice(0, 16)
+    // Peer mounts share a source when they share its description; a local directory only on the same host.
+    this.sourceId = this.backend.capabilities.hostFiles === true
+      ? createHash('sha256').update(`${this.backend.description}\0${os.hostname()}`).digest('hex').slice(0, 32)
+      : createHash('sha256').update(this.backend.description).digest('hex').slice(0, 32)
     const dataDisk = opts.dataCacheSize ?? 0
     const dataMem = opts.dataCacheMemory ?? 0
-    if (!this.backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
+    // Every backend whose files are not on this host gets the data cache and write-back journal; the local backend's
+    // files are the host's own (the kernel engine passes them through), so a copy would only cost.
+    const remote = this.backend.capabilities.hostFiles !== true
+    if (remote && (dataDisk > 0 || dataMem > 0)) {
       this.data = new DataCache({
         dir: path.join(opts.cacheDir, 'data', ns),
         diskBytes: dataDisk,
@@ -342,16 +379,20 @@ export class Vfs {
         onDiskUnavailable: reason => opts.log?.(`data cache: disk tier off: ${reason}`)
       })
     }
-    if (!this.backend.capabilities.randomWrite && opts.writeback) {
+    if (remote && opts.writeback) {
       this.journal = new Journal({
         dir: path.join(opts.cacheDir, 'journal', ns),
         backend: this.backend,
         maxDirtyBytes: opts.writebackDirtyMaxBytes ?? 1024 ** 3,
-        onUploaded: p => this.changed(p),
+        onUploaded: p => {
+          this.changed(p)
+          this.tell(p, 'data')
+        },
         retryMs: opts.writebackRetryMs,
         log: opts.log
       })
     }
+    this.staged = !this.caps.randomWrite || this.backend.open === undefined || this.journal !== undefined
     this.uid = opts.uid ?? (process.getuid?.() ?? 0)
     this.gid = opts.gid ?? (process.getgid?.() ?? 0)
     const every = strong ? 0 : opts.validateIntervalMs ?? 0
@@ -554,6 +595,7 @@ export class Vfs {
   private changed (p: string): void {
     this.meta.invalidate(p)
     this.data?.invalidate(p)
+    this.changeLog.note(p)
   }
 
   /**
@@ -561,6 +603,7 @@ export class Vfs {
    * attributes, data, xattrs) and its parent's listing and attributes.
    */
   private entryChanged (p: string, tree = false): void {
+    this.changeLog.note(p, tree)
     if (tree) {
       this.meta.invalidateTree(p)
       this.data?.invalidateTree(p)
@@ -580,12 +623,16 @@ export class Vfs {
     return { size: st.size, mtimeMs: st.mtimeMs, etag }
   }
 
-  /** Runs a mutation and invalidates what it touched once it settled, failed or not (a failure may be partial). */
-  private async mutate<T> (run: () => Promise<T>, after: () => void): Promise<T> {
+  /**
+   * Runs a mutation and invalidates what it touched once it settled, failed or not (a failure may be partial); then
+   * tells peer mounts (coherence) about `told` paths: [path, what changed].
+   */
+  private async mutate<T> (run: () => Promise<T>, after: () => void, ...told: Array<[string, ChangeKind]>): Promise<T> {
     try {
       return await run()
     } finally {
       after()
+      for (const [p, kind] of told) this.tell(p, kind)
     }
   }
 
@@ -596,6 +643,11 @@ export class Vfs {
     } catch (err) {
       // Unlinked while open (fstat of a deleted file): the open file still knows.
       if ((err as { code?: string }).code === 'ENOENT' && h?.bh?.stat) return await h.bh.stat()
+      const staging = h?.node?.removed === true ? h.node.staging : undefined
+      if ((err as { code?: string }).code === 'ENOENT' && staging !== undefined) {
+        const now = Date.now()
+        return { kind: 'file', size: staging.size, mode: h!.node!.mode, uid: h!.node!.uid, gid: h!.node!.gid, nlink: 0, atimeMs: now, mtimeMs: now, ctimeMs: now }
+      }
       throw err
     }
   }
@@ -690,10 +742,37 @@ export class Vfs {
     return node.staging
   }
 
+  /**
+   * The name of a staged open file is removed or replaced (unlink, rename over it): its handles keep reading and
+   * writing the staging copy, as with any file unlinked while open, but its last close discards it instead of
+   * saving it under a name that now means something else (or nothing). Resolves with the node, for `reattachNode`
+   * should the change fail.
+   */
+  private detachNode (p: string): OpenNode | undefined {
+    const node = this.nodes.get(p)
+    if (node === undefined) return undefined
+    this.nodes.delete(p)
+    node.removed = true
+    return node
+  }
+
+  /** Undoes `detachNode` (the unlink or rename failed), unless another open of the name staged it meanwhile. */
+  private reattachNode (node: OpenNode | undefined): void {
+    if (node === undefined || this.nodes.has(node.path)) return
+    node.removed = false
+    this.nodes.set(node.path, node)
+  }
+
   private async releaseNode (node: OpenNode): Promise<void> {
     node.refs--
     if (node.refs > 0) return
     if (this.nodes.get(node.path) === node) this.nodes.delete(node.path)
+    if (node.staging && node.removed === true) {
+      const staging = node.staging
+      node.staging = undefined
+      await staging.discard()
+      return
+    }
     if (node.staging) {
       const staging = node.staging
       node.staging = undefined
@@ -727,23 +806,7 @@ export class Vfs {
   async open (p: string, flagsInt: number, caller?: Caller): Promise<number> {
     this.named(p, 'open')
     const flags = decodeFlags(flagsInt)
-    if (this.caps.randomWrite && this.backend.open) {
-      if (!flags.write && !flags.create && !flags.truncate && this.health.failing && this.health.failFast) {
-        // The backend is known to be failing: a read-only open of a file known before succeeds without it, so the
-        // pages the kernel kept still read; a read that reaches fsx opens the file on the backend then.
-        const st = this.meta.staleAttr(p, this.staleMs)
-        if (st !== undefined && st.kind !== 'dir') {
-          this.staleServes++
-          return this.register({ path: p, flags, dirty: false })
-        }
-      }
-      // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
-      if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
-      const owner = flags.create ? (await this.ownerFor(p, caller)).owner : undefined
-      const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666, owner),
-        () => { if (flags.truncate || flags.create) this.entryChanged(p) })
-      return this.register({ path: p, flags, bh, dirty: false })
-    }
+    if (!this.staged) return await this.openOnBackend(p, flags, caller)
     // Write-back: a version not uploaded yet is read (or staged for writing) from the journal's copy.
     if (this.journal) await this.journal.ready
     const journaled = this.journal?.pending(p)
@@ -784,6 +847,64 @@ export class Vfs {
   }
 
   /**
+   * open(2) on a backend with server-side handles (local; SFTP without write-back). A read-only open of a remote
+   * file reads through the data cache, one version of it (size + mtime from the open's stat), for as long as its
+   * path does not change (`changeLog`); from then on, and for every other open, reads and writes go through its
+   * backend handle, which orders them after every acknowledged write.
+   */
+  private async openOnBackend (p: string, flags: OpenFlags, caller?: Caller): Promise<number> {
+    const readOnly = !flags.write && !flags.create && !flags.truncate
+    if (readOnly && this.health.failing && this.health.failFast) {
+      // The backend is known to be failing: a read-only open of a file known before succeeds without it, so the
+      // data cache and the pages the kernel kept still read; a read that needs the backend opens the file then.
+      const st = this.meta.staleAttr(p, this.staleMs)
+      if (st !== undefined && st.kind !== 'dir') {
+        this.staleServes++
+        return this.register({ path: p, flags, dirty: false, ...this.cacheRead(st, this.changeLog.seq) })
+      }
+    }
+    if (readOnly && this.data?.enabled === true) return await this.openCached(p, flags)
+    // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
+    if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
+    const owner = flags.create ? (await this.ownerFor(p, caller)).owner : undefined
+    const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666, owner),
+      () => { if (flags.truncate || flags.create) this.entryChanged(p) },
+      ...(flags.truncate || flags.create ? [[p, 'entry'] as [string, ChangeKind]] : []))
+    return this.register({ path: p, flags, bh, dirty: false })
+  }
+
+  /**
+   * A read-only open through the data cache: the open's attributes (close-to-open, as `statForOpen`) name the
+   * version whose cached blocks it may read; the backend handle is opened alongside, for when the path changes.
+   * When the backend cannot be reached but the file's attributes are known (stale-if-error), the open succeeds
+   * without a handle: cached blocks read, the rest fails with EIO.
+   */
+  private async openCached (p: string, flags: OpenFlags): Promise<number> {
+    const since = this.changeLog.seq
+    const [st, bh] = await Promise.allSettled([this.statForOpen(p), this.backend.open!(p, { ...flags, append: false }, 0o666)])
+    if (st.status === 'rejected') {
+      if (bh.status === 'fulfilled') await bh.value.close().catch(() => {})
+      throw st.reason
+    }
+    if (bh.status === 'rejected') {
+      const code = (bh.reason as { code?: unknown } | undefined)?.code
+      if (this.staleMs <= 0 || st.value.kind !== 'file' || typeof code !== 'string' || !BACKEND_DOWN.has(code)) throw bh.reason
+      this.staleServes++
+      return this.register({ path: p, flags, dirty: false, ...this.cacheRead(st.value, since) })
+    }
+    return this.register({ path: p, flags, bh: bh.value, dirty: false, ...this.cacheRead(st.value, since) })
+  }
+
+  /** How an open of a file with attributes `st` reads through the data cache (nothing for a directory). */
+  private cacheRead (st: Stat, since: number): Pick<Handle, 'version' | 'readahead' | 'since'> {
+    if (this.data?.enabled !== true || st.kind !== 'file') return {}
+    const readahead = (this.opts.prefetchMaxBytes ?? 0) > 0 && st.size > this.data.blockBytes
+      ? new Readahead(this.opts.prefetchMaxBytes!, this.data.blockBytes, this.raCounters)
+      : undefined
+    return { version: this.versionOf(st), readahead, since }
+  }
+
+  /**
    * creat(2) / open(O_CREAT): `flagsInt` are the open flags when the engine has them (O_EXCL is honoured; the
    * handle's access mode follows them), default read-write.
    */
@@ -792,10 +913,11 @@ export class Vfs {
     const given = flagsInt === undefined ? undefined : decodeFlags(flagsInt)
     const flags: OpenFlags = { read: true, write: true, create: true, exclusive: given?.exclusive ?? false, truncate: given?.truncate ?? false, append: false }
     const { owner } = await this.ownerFor(p, caller)
-    if (this.caps.randomWrite && this.backend.open) {
-      const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p))
+    if (!this.staged) {
+      const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p), [p, 'entry'])
       return this.register({ path: p, flags, bh, dirty: false })
     }
+    if (this.backend.open !== undefined) return await this.createStaged(p, mode, flags, owner)
     if (flags.exclusive) {
       // Whole-object backends have no exclusive create: the closest is a fresh look before making the object.
       this.meta.invalidate(p)
@@ -805,7 +927,28 @@ export class Vfs {
     // Whole-object backends: make the (empty) object exist now so lookups find it, stage its content locally.
     const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
     await this.mutate(async () => await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: owner.uid, gid: owner.gid, mtimeMs: Date.now() }),
-      () => this.entryChanged(p))
+      () => this.entryChanged(p), [p, 'entry'])
+    const node = this.acquireNode(p, fileMode, owner.uid, owner.gid)
+    try {
+      if (!node.staging) await this.stage(node, async () => await StagingFile.create(this.stagingDir(), this.backend, p, true))
+    } catch (err) {
+      await this.releaseNode(node)
+      throw err
+    }
+    return this.register({ path: p, flags, node, dirty: false })
+  }
+
+  /**
+   * create() on a backend with handles whose writes are staged (SFTP with write-back): the file is made on the
+   * server with one open (O_EXCL honoured there, atomically) and closed; its content is staged like any other.
+   */
+  private async createStaged (p: string, mode: number, flags: OpenFlags, owner: Owner): Promise<number> {
+    if (flags.exclusive && this.journal?.pending(p) !== undefined) throw new FsxError('EEXIST', 'file exists', { path: p, op: 'create' })
+    const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
+    await this.mutate(async () => {
+      const bh = await this.backend.open!(p, { ...flags, read: false, truncate: true }, mode & 0o7777, owner)
+      await bh.close()
+    }, () => this.entryChanged(p), [p, 'entry'])
     const node = this.acquireNode(p, fileMode, owner.uid, owner.gid)
     try {
       if (!node.staging) await this.stage(node, async () => await StagingFile.create(this.stagingDir(), this.backend, p, true))
@@ -818,33 +961,50 @@ export class Vfs {
 
   async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fh)
-    if (!h.bh && !h.node && !h.journalFile && this.caps.randomWrite) h.bh = await this.openLazy(h)
-    if (h.bh) {
-      if (h.bh.readInto) return await h.bh.readInto(buf, len, pos)
-      const data = await h.bh.read(pos, len)
-      return data.copy(buf, 0, 0, Math.min(len, data.length))
-    }
+    if (!this.staged) return await this.readOnBackend(h, buf, len, pos)
     const staging = h.node?.staging
     if (staging) return await staging.read(buf, len, pos)
     if (h.journalFile) return (await h.journalFile.read(buf, 0, len, pos)).bytesRead
-    if (this.data && h.version) {
-      const objectPath = h.path
-      const version = h.version
-      const fetch = async (off: number, n: number): Promise<Buffer> => await this.backend.read(objectPath, off, n)
-      const ra = h.readahead
-      if (ra) {
-        for (const idx of ra.onRead(pos, len, version.size)) {
-          if (this.data.has(objectPath, version, idx)) continue
-          // Backpressure: no prefetch beyond the memory budget (the block is fetched on demand later).
-          if (this.data.overBudget(this.data.blockBytes)) { ra.rewind(idx); break }
-          ra.started(idx)
-          this.data.prefetch(objectPath, version, idx, fetch).then(n => ra.finished(idx, n), () => ra.finished(idx, 0))
-        }
-      }
-      return await this.data.read(objectPath, version, buf, len, pos, fetch)
-    }
+    if (this.data && h.version) return await this.readCached(h, h.version, buf, len, pos)
     const data = await this.backend.read(h.path, pos, len)
     return data.copy(buf, 0, 0, Math.min(len, data.length))
+  }
+
+  /**
+   * A read on a backend with handles: through the data cache while the open's version is the file's (its path
+   * unchanged since the open), else through the backend handle (opened now if the open could not).
+   */
+  private async readOnBackend (h: Handle, buf: Buffer, len: number, pos: number): Promise<number> {
+    if (h.version !== undefined) {
+      if (!this.changeLog.since(h.path, h.since ?? 0)) return await this.readCached(h, h.version, buf, len, pos)
+      // Changed since the open (a write through another handle, a peer's change): the server handle orders this
+      // read after every acknowledged write, which cached blocks of the old version cannot.
+      h.version = undefined
+      h.readahead?.close()
+      h.readahead = undefined
+    }
+    const bh = h.bh ?? (h.bh = await this.openLazy(h))
+    if (bh.readInto) return await bh.readInto(buf, len, pos)
+    const data = await bh.read(pos, len)
+    return data.copy(buf, 0, 0, Math.min(len, data.length))
+  }
+
+  /** A read through the data cache of `version` of the handle's file, with its sequential readahead. */
+  private async readCached (h: Handle, version: Version, buf: Buffer, len: number, pos: number): Promise<number> {
+    const data = this.data!
+    const objectPath = h.path
+    const fetch = async (off: number, n: number): Promise<Buffer> => await this.backend.read(objectPath, off, n)
+    const ra = h.readahead
+    if (ra) {
+      for (const idx of ra.onRead(pos, len, version.size)) {
+        if (data.has(objectPath, version, idx)) continue
+        // Backpressure: no prefetch beyond the memory budget (the block is fetched on demand later).
+        if (data.overBudget(data.blockBytes)) { ra.rewind(idx); break }
+        ra.started(idx)
+        data.prefetch(objectPath, version, idx, fetch).then(n => ra.finished(idx, n), () => ra.finished(idx, 0))
+      }
+    }
+    return await data.read(objectPath, version, buf, len, pos, fetch)
   }
 
   /** The backend handle of a read-only open made while the backend was failing (see `open`), opened once. */
@@ -882,9 +1042,15 @@ export class Vfs {
 
   private async persist (h: Handle, durable: boolean): Promise<void> {
     if (h.bh) {
-      if (h.dirty && durable) {
-        await h.bh.sync()
-        h.dirty = false
+      if (!h.dirty) return
+      try {
+        if (durable) {
+          await h.bh.sync()
+          h.dirty = false
+        }
+      } finally {
+        // Written through a server handle: other mounts see it from now on (close-to-open across mounts).
+        this.tell(h.path, 'data')
       }
       return
     }
@@ -896,12 +1062,14 @@ export class Vfs {
    * the journal and, when `durable`, waits for the upload. Then forgets what the backend said about it before.
    */
   private async saveStaged (node: OpenNode, staging: StagingFile, durable: boolean): Promise<void> {
+    // Unlinked or replaced while open: its content belongs to no name any more (see detachNode).
+    if (node.removed === true) return
     const journal = this.journal
     if (journal) await journal.ready
     if (!journal?.enabled) {
       if (!staging.dirty) return
       await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid }),
-        () => this.changed(node.path))
+        () => this.changed(node.path), [node.path, 'data'])
       return
     }
     if (staging.dirty) {
@@ -922,6 +1090,7 @@ export class Vfs {
       if (n > 0) this.bypassed.set(h.path, n)
       else this.bypassed.delete(h.path)
       this.changed(h.path)
+      this.tell(h.path, 'data')
     }
     h.readahead?.close()
     await h.journalFile?.close().catch(() => {})
@@ -948,7 +1117,7 @@ export class Vfs {
     const node = this.nodes.get(p)
     if (node?.staging) return await node.staging.truncate(size)
     await this.journal?.flush(p)
-    await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p))
+    await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p), [p, 'data'])
   }
 
   private async truncateBackend (p: string, size: number): Promise<void> {
@@ -968,7 +1137,7 @@ export class Vfs {
   async ftruncate (p: string, fh: number, size: number): Promise<void> {
     const h = this.handle(fh)
     h.dirty = true
-    if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path))
+    if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path), [h.path, 'data'])
     if (h.node?.staging) return await h.node.staging.truncate(size)
     await this.truncate(h.path ?? p, size)
   }
@@ -978,7 +1147,7 @@ export class Vfs {
   async mkdir (p: string, mode: number, caller?: Caller): Promise<void> {
     this.named(p, 'mkdir')
     const { owner, setgid } = await this.ownerFor(p, caller)
-    await this.mutate(async () => await this.backend.mkdir(p, (mode & 0o7777) | (setgid ? 0o2000 : 0), owner), () => this.entryChanged(p))
+    await this.mutate(async () => await this.backend.mkdir(p, (mode & 0o7777) | (setgid ? 0o2000 : 0), owner), () => this.entryChanged(p), [p, 'entry'])
   }
 
   /**
@@ -1000,20 +1169,26 @@ export class Vfs {
       throw new FsxError('EPERM', 'this backend cannot hold FIFOs, sockets or device nodes', { path: p, op: 'mknod' })
     }
     const { owner } = await this.ownerFor(p, caller)
-    await this.mutate(async () => await this.backend.mknod!(p, mode, rdev, owner), () => this.entryChanged(p))
+    await this.mutate(async () => await this.backend.mknod!(p, mode, rdev, owner), () => this.entryChanged(p), [p, 'entry'])
   }
 
   async rmdir (p: string): Promise<void> {
     this.named(p, 'rmdir')
-    await this.mutate(async () => await this.backend.rmdir(p), () => this.entryChanged(p, true))
+    await this.mutate(async () => await this.backend.rmdir(p), () => this.entryChanged(p, true), [p, 'tree'])
   }
 
   async unlink (p: string): Promise<void> {
     this.named(p, 'unlink')
     await this.settled(p)
-    // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
+    // Write-back: a version of the file not uploaded yet must not resurrect it afterwards, nor its last close.
     await this.journal?.discard(p)
-    await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p))
+    const removed = this.detachNode(p)
+    try {
+      await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p), [p, 'entry'])
+    } catch (err) {
+      this.reattachNode(removed)
+      throw err
+    }
   }
 
   async rename (from: string, to: string): Promise<void> {
@@ -1033,10 +1208,17 @@ export class Vfs {
       await this.journal.flushTree(from)
       await this.journal.flush(to)
     }
-    await this.mutate(async () => await this.backend.rename(from, to), () => {
-      this.entryChanged(from, true)
-      this.entryChanged(to, true)
-    })
+    // An open file staged under `to` is replaced: its last close must not bring its content back.
+    const replaced = this.detachNode(to)
+    try {
+      await this.mutate(async () => await this.backend.rename(from, to), () => {
+        this.entryChanged(from, true)
+        this.entryChanged(to, true)
+      }, [from, 'tree'], [to, 'tree'])
+    } catch (err) {
+      this.reattachNode(replaced)
+      throw err
+    }
     this.rekey(from, to)
   }
 
@@ -1068,7 +1250,7 @@ export class Vfs {
     this.named(target, 'symlink')
     if (!this.caps.symlinks || !this.backend.symlink) throw new FsxError('EPERM', 'symlinks are not supported by this backend', { path: p, op: 'symlink' })
     const { owner } = await this.ownerFor(p, caller)
-    await this.mutate(async () => await this.backend.symlink!(target, p, owner), () => this.entryChanged(p))
+    await this.mutate(async () => await this.backend.symlink!(target, p, owner), () => this.entryChanged(p), [p, 'entry'])
   }
 
   async readlink (p: string): Promise<string> {
@@ -1081,17 +1263,19 @@ export class Vfs {
     this.named(existing, 'link')
     this.named(p, 'link')
     if (!this.caps.hardlinks || !this.backend.link) throw new FsxError('EPERM', 'hard links are not supported by this backend', { path: p, op: 'link' })
+    // Write-back: the new name must link the version the application wrote, not the one before its upload.
+    await this.settleJournal(existing)
     await this.mutate(async () => await this.backend.link!(existing, p), () => {
       this.changed(existing)
       this.entryChanged(p)
-    })
+    }, [existing, 'attr'], [p, 'entry'])
   }
 
   async chmod (p: string, mode: number): Promise<void> {
     this.named(p, 'chmod')
     if (!this.caps.chmod || !this.backend.chmod) throw new FsxError('ENOTSUP', 'chmod is not supported by this backend', { path: p, op: 'chmod' })
     await this.settleJournal(p)
-    await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p))
+    await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p), [p, 'attr'])
     const node = this.nodes.get(p)
     if (node) node.mode = (node.mode & ~0o7777) | (mode & 0o7777)
   }
@@ -1100,7 +1284,7 @@ export class Vfs {
     this.named(p, 'chown')
     if (!this.caps.chown || !this.backend.chown) throw new FsxError('ENOTSUP', 'chown is not supported by this backend', { path: p, op: 'chown' })
     await this.settleJournal(p)
-    await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p))
+    await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p), [p, 'attr'])
     const node = this.nodes.get(p)
     // chown(2) passes -1 (as an unsigned 0xffffffff) for "leave unchanged".
     if (node && uid !== -1 && uid !== 0xffffffff) node.uid = uid
@@ -1113,7 +1297,7 @@ export class Vfs {
     if (!this.caps.utimens || !this.backend.utimens) return
     await this.settleJournal(p)
     const now = Date.now()
-    await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime), () => this.changed(p))
+    await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime), () => this.changed(p), [p, 'attr'])
   }
 
   /** Write-back: an attribute change must land after the upload of the version it applies to, not be overwritten by it. */
@@ -1158,7 +1342,7 @@ export class Vfs {
     await this.mutate(async () => await this.backend.setxattr!(p, name, value, flags), () => {
       this.xattrs.invalidate(p)
       this.changed(p)
-    })
+    }, [p, 'attr'])
   }
 
   async listxattr (p: string): Promise<string[]> {
@@ -1184,7 +1368,7 @@ export class Vfs {
     await this.mutate(async () => await this.backend.removexattr!(p, name), () => {
       this.xattrs.invalidate(p)
       this.changed(p)
-    })
+    }, [p, 'attr'])
   }
 
   /**
@@ -1201,6 +1385,78 @@ export class Vfs {
     }
     this.xattrs.invalidate(p, true)
     this.data?.invalidateTree(p)
+  }
+
+  // ---- coherence (coherence.ts) -------------------------------------------------------------------------------------
+
+  /**
+   * Connects to the other mounts of this source when the `coherence` option is set. Resolves true once connected,
+   * false if not within `waitMs` (it goes on trying in the background; until then TTLs alone apply).
+   */
+  async connectPeers (waitMs: number): Promise<boolean> {
+    if (this.opts.coherence === undefined) return false
+    if (this.coherence === undefined) {
+      const bus = await this.opts.coherence(this.sourceId)
+      this.coherence = new Coherence(bus, { changed: (p, kind) => this.peerChanged(p, kind), reset: () => this.peerReset() }, this.opts.log)
+      this.coherence.start()
+    }
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<false>(resolve => { timer = setTimeout(() => resolve(false), waitMs) })
+    try {
+      return await Promise.race([this.coherence.connectedOnce.then(() => true), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Leaves the coherence channel (a mount that failed to start; `close` does it otherwise). */
+  async disconnectPeers (): Promise<void> {
+    const c = this.coherence
+    this.coherence = undefined
+    await c?.close()
+  }
+
+  /** This mount changed `p` on the backend: tells the other mounts of the source (when coherence is on). */
+  private tell (p: string, kind: ChangeKind): void {
+    this.coherence?.publish(p, kind)
+  }
+
+  /**
+   * Another mount changed `p`: forget what this mount cached of it (the backend's own memory of it, attributes,
+   * listings, negative answers, xattrs, data blocks) and tell the kernel, as `fsx invalidate` does. Open files
+   * reading it through the data cache go to the backend from their next read (changeLog). What this mount itself
+   * holds and the backend does not have yet (staged or journaled writes) is not touched: it is newer.
+   */
+  private peerChanged (p: string, kind: ChangeKind): void {
+    const tree = kind === 'tree'
+    const entry = tree || kind === 'entry'
+    this.backend.invalidate?.(p, tree)
+    if (entry) {
+      this.entryChanged(p, tree)
+    } else {
+      this.meta.invalidate(p)
+      this.xattrs.invalidate(p)
+      if (kind === 'data') {
+        this.data?.invalidate(p)
+        this.changeLog.note(p)
+      }
+    }
+    this.onChange?.(p, { entry, tree })
+    // The kernel's copy of the directory's listing (and its mtime) changes with its entries.
+    if (entry && p !== '/') this.onChange?.(parentOf(p), {})
+  }
+
+  /**
+   * Messages from other mounts may have been missed (Redis was out of reach): forget every cached attribute,
+   * listing and xattr of the source, here and in the kernel. Cached data blocks stay: every open checks them
+   * against the file's attributes, which are now asked afresh.
+   */
+  private peerReset (): void {
+    this.backend.invalidate?.('/', true)
+    this.meta.clear()
+    this.xattrs.invalidate('/', true)
+    this.changeLog.note('/', true)
+    this.onChange?.('/', { tree: true })
   }
 
   /**
@@ -1242,6 +1498,7 @@ export class Vfs {
       ...(this.journal ? { writeback: this.journal.counters() } : {}),
       stale: { serves: this.staleServes, backendFailing: this.health.failing, ...(this.health.lastError === undefined ? {} : { lastError: this.health.lastError }) },
       validator: { ...this.validatorStats },
+      ...(this.coherence ? { coherence: this.coherence.stats() } : {}),
       memory: { usedBytes: this.memoryUsed(), budgetBytes: this.opts.memoryBudgetBytes ?? 0 }
     }
   }
@@ -1257,6 +1514,8 @@ export class Vfs {
       const left = await this.journal.close()
       if (left > 0) this.opts.log?.(`write-back: ${left} upload(s) failed; kept in the journal for the next mount`)
     }
+    // After the journal: its last uploads are announced too.
+    await this.disconnectPeers().catch(() => {})
     await this.backend.close()
   }
 }
