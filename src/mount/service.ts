@@ -35,6 +35,8 @@ export interface MountRequest {
 
 export interface RunningMount {
   mountpoint: string
+  /** The FUSE engine serving it ("kernel", "fuse-native"). */
+  engine: string
   backend: Backend
   vfs: Vfs
   metrics: MountMetrics
@@ -242,6 +244,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
 
     return {
       mountpoint,
+      engine: engine.name,
       backend,
       vfs,
       metrics,
