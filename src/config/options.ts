@@ -200,7 +200,7 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
     key: 'dataCacheSize', kind: 'size', default: 1024 ** 3, scope: 'vfs',
     min: MiB, max: 64 * TiB, zeroMeansOff: true, // data is cached in 1 MiB blocks: a smaller cap holds none
     help: 'Hard cap of the on-disk data cache under cacheDir/data, per mounted source (0 disables it).',
-    details: 'For every backend whose files are not on this host (SFTP, S3); local files use the kernel page cache. ' +
+    details: 'Only for backends that cannot write at an offset (S3-like); local files use the kernel page cache. ' +
       'File content is cached in 1 MiB blocks, so a sparse read of a big file fetches only what it touches. The cap ' +
       'is never exceeded, not even while files are open. The cache survives a restart; a block is reused only while ' +
       'the object\'s size and mtime (or ETag) are unchanged, checked at every open (consistency=session or strong).'
@@ -231,7 +231,7 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
     key: 'prefetchMax', kind: 'size', default: 8 * 1024 ** 2, scope: 'vfs',
     min: MiB, max: GiB, zeroMeansOff: true, // prefetch works in 1 MiB blocks; over 1G one reader would crowd out the cache
     help: 'Largest window fsx prefetches ahead of a sequential reader into the data cache (0 disables it).',
-    details: 'User-space readahead into the data cache (SFTP, S3), on top of the kernel\'s ' +
+    details: 'User-space readahead for backends that cannot write at an offset (S3-like), on top of the kernel\'s ' +
       'short readahead: after three sequential reads of one open file, the next blocks are fetched as parallel ranged ' +
       'reads; the window starts at 2 MiB and doubles while the reads stay sequential; a random read stops it.'
   },
@@ -247,7 +247,7 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   {
     key: 'writebackDirtyMax', kind: 'size', default: 1024 ** 3, scope: 'vfs',
     min: 0, max: 64 * TiB, // 0: every close waits for its upload, as write-through
-    help: 'With writeback on a remote backend (SFTP, S3): most bytes journaled on local disk but not yet uploaded.',
+    help: 'With writeback on a backend that writes whole objects (S3-like): most bytes journaled on local disk but not yet uploaded.',
     details: 'close() returns once the file is in the journal under cacheDir/journal; uploads run in the background and ' +
       'are replayed at the next mount after a crash. Above this many pending bytes, close() waits for uploads.'
   },

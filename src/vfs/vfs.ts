@@ -53,7 +53,6 @@ import { Journal, type JournalRecord } from './journal.js'
 import { BackendHealth, guardBackend, type Timers } from './health.js'
 import { applyDeadline, deadlineMargin, RequestDeadline } from './deadline.js'
 import { createHash } from 'node:crypto'
-import { ChangeLog } from './change-log.js'
 import { Coherence, type Bus, type ChangeKind, type CoherenceStats } from './coherence.js'
 
 /** Settings the VFS reads, in base units. */
@@ -220,8 +219,6 @@ interface OpenNode {
   path: string
   refs: number
   staging?: StagingFile
-  /** Its name was removed or replaced while it was open (detachNode): never saved again. */
-  removed?: boolean
   mode: number
   /** Owner recorded with every upload: the object's own, so a chown is not undone by the next write. */
   uid: number
@@ -242,11 +239,8 @@ interface Handle {
   readahead?: Readahead
   /** Write-back: a read-only open of a version not uploaded yet reads the journal's copy. */
   journalFile?: FileHandle
-  /**
-   * Backends with handles: the change-log sequence number at open; the handle reads through the data cache (at
-   * `version`) until its path changes after it, then through `bh`.
-   */
-  since?: number
+  /** Written (or truncated) through `bh`: its release tells the other mounts (coherence). */
+  wrote?: boolean
   /** The FUSE engine passed this open through to the kernel: its reads and writes bypass the VFS. */
   passthrough?: boolean
 }
@@ -281,18 +275,10 @@ export class Vfs {
   readonly health: BackendHealth
   readonly xattrs: XattrCache
   readonly meta: MetaCache
-  /** Data cache; for every backend whose files are not on this host (local files: the kernel page cache is enough). */
+  /** Data cache; only for backends without random writes (for local files the kernel page cache is enough). */
   readonly data?: DataCache
-  /** Write-back journal; for every backend whose files are not on this host, with `writeback`. */
+  /** Write-back journal; only for backends without random writes, with `writeback`. */
   readonly journal?: Journal
-  /**
-   * Writes go through a staging copy of the whole file (and, with the journal, are uploaded whole in the
-   * background) rather than through a backend handle: backends without random writes (S3), and with write-back
-   * every remote backend (SFTP), so that close() can return before the server has the data.
-   */
-  readonly staged: boolean
-  /** Paths changed lately (here or, through coherence, by a peer): open files of them stop reading the data cache. */
-  private readonly changeLog = new ChangeLog()
   /** Peer mounts of the same source, over Redis (coherence.ts); undefined when the `coherence` setting is off. */
   private coherence?: Coherence
   /** Stable id of the source (its description; and the host, for local directories): names its coherence channel. */
@@ -357,15 +343,12 @@ export class Vfs {
     // Caches and journal on disk are per source: a stable name from the backend's (secret-free) description.
     const ns = createHash('sha256').update(this.backend.description).digest('hex').slice(0, 16)
     // Peer mounts share a source when they share its description; a local directory only on the same host.
-    this.sourceId = this.backend.capabilities.hostFiles === true
-      ? createHash('sha256').update(`${this.backend.description}\0${os.hostname()}`).digest('hex').slice(0, 32)
-      : createHash('sha256').update(this.backend.description).digest('hex').slice(0, 32)
+    this.sourceId = createHash('sha256')
+      .update(this.backend.capabilities.hostFiles === true ? `${this.backend.description}\0${os.hostname()}` : this.backend.description)
+      .digest('hex').slice(0, 32)
     const dataDisk = opts.dataCacheSize ?? 0
     const dataMem = opts.dataCacheMemory ?? 0
-    // Every backend whose files are not on this host gets the data cache and write-back journal; the local backend's
-    // files are the host's own (the kernel engine passes them through), so a copy would only cost.
-    const remote = this.backend.capabilities.hostFiles !== true
-    if (remote && (dataDisk > 0 || dataMem > 0)) {
+    if (!this.backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
       this.data = new DataCache({
         dir: path.join(opts.cacheDir, 'data', ns),
         diskBytes: dataDisk,
@@ -379,7 +362,7 @@ export class Vfs {
         onDiskUnavailable: reason => opts.log?.(`data cache: disk tier off: ${reason}`)
       })
     }
-    if (remote && opts.writeback) {
+    if (!this.backend.capabilities.randomWrite && opts.writeback) {
       this.journal = new Journal({
         dir: path.join(opts.cacheDir, 'journal', ns),
         backend: this.backend,
@@ -392,7 +375,6 @@ export class Vfs {
         log: opts.log
       })
     }
-    this.staged = !this.caps.randomWrite || this.backend.open === undefined || this.journal !== undefined
     this.uid = opts.uid ?? (process.getuid?.() ?? 0)
     this.gid = opts.gid ?? (process.getgid?.() ?? 0)
     const every = strong ? 0 : opts.validateIntervalMs ?? 0
@@ -595,7 +577,6 @@ export class Vfs {
   private changed (p: string): void {
     this.meta.invalidate(p)
     this.data?.invalidate(p)
-    this.changeLog.note(p)
   }
 
   /**
@@ -603,7 +584,6 @@ export class Vfs {
    * attributes, data, xattrs) and its parent's listing and attributes.
    */
   private entryChanged (p: string, tree = false): void {
-    this.changeLog.note(p, tree)
     if (tree) {
       this.meta.invalidateTree(p)
       this.data?.invalidateTree(p)
@@ -643,11 +623,6 @@ export class Vfs {
     } catch (err) {
       // Unlinked while open (fstat of a deleted file): the open file still knows.
       if ((err as { code?: string }).code === 'ENOENT' && h?.bh?.stat) return await h.bh.stat()
-      const staging = h?.node?.removed === true ? h.node.staging : undefined
-      if ((err as { code?: string }).code === 'ENOENT' && staging !== undefined) {
-        const now = Date.now()
-        return { kind: 'file', size: staging.size, mode: h!.node!.mode, uid: h!.node!.uid, gid: h!.node!.gid, nlink: 0, atimeMs: now, mtimeMs: now, ctimeMs: now }
-      }
       throw err
     }
   }
@@ -742,37 +717,10 @@ export class Vfs {
     return node.staging
   }
 
-  /**
-   * The name of a staged open file is removed or replaced (unlink, rename over it): its handles keep reading and
-   * writing the staging copy, as with any file unlinked while open, but its last close discards it instead of
-   * saving it under a name that now means something else (or nothing). Resolves with the node, for `reattachNode`
-   * should the change fail.
-   */
-  private detachNode (p: string): OpenNode | undefined {
-    const node = this.nodes.get(p)
-    if (node === undefined) return undefined
-    this.nodes.delete(p)
-    node.removed = true
-    return node
-  }
-
-  /** Undoes `detachNode` (the unlink or rename failed), unless another open of the name staged it meanwhile. */
-  private reattachNode (node: OpenNode | undefined): void {
-    if (node === undefined || this.nodes.has(node.path)) return
-    node.removed = false
-    this.nodes.set(node.path, node)
-  }
-
   private async releaseNode (node: OpenNode): Promise<void> {
     node.refs--
     if (node.refs > 0) return
     if (this.nodes.get(node.path) === node) this.nodes.delete(node.path)
-    if (node.staging && node.removed === true) {
-      const staging = node.staging
-      node.staging = undefined
-      await staging.discard()
-      return
-    }
     if (node.staging) {
       const staging = node.staging
       node.staging = undefined
@@ -806,7 +754,24 @@ export class Vfs {
   async open (p: string, flagsInt: number, caller?: Caller): Promise<number> {
     this.named(p, 'open')
     const flags = decodeFlags(flagsInt)
-    if (!this.staged) return await this.openOnBackend(p, flags, caller)
+    if (this.caps.randomWrite && this.backend.open) {
+      if (!flags.write && !flags.create && !flags.truncate && this.health.failing && this.health.failFast) {
+        // The backend is known to be failing: a read-only open of a file known before succeeds without it, so the
+        // pages the kernel kept still read; a read that reaches fsx opens the file on the backend then.
+        const st = this.meta.staleAttr(p, this.staleMs)
+        if (st !== undefined && st.kind !== 'dir') {
+          this.staleServes++
+          return this.register({ path: p, flags, dirty: false })
+        }
+      }
+      // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
+      if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
+      const owner = flags.create ? (await this.ownerFor(p, caller)).owner : undefined
+      const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666, owner),
+        () => { if (flags.truncate || flags.create) this.entryChanged(p) },
+        ...(flags.truncate || flags.create ? [[p, 'entry'] as [string, ChangeKind]] : []))
+      return this.register({ path: p, flags, bh, dirty: false })
+    }
     // Write-back: a version not uploaded yet is read (or staged for writing) from the journal's copy.
     if (this.journal) await this.journal.ready
     const journaled = this.journal?.pending(p)
@@ -847,64 +812,6 @@ export class Vfs {
   }
 
   /**
-   * open(2) on a backend with server-side handles (local; SFTP without write-back). A read-only open of a remote
-   * file reads through the data cache, one version of it (size + mtime from the open's stat), for as long as its
-   * path does not change (`changeLog`); from then on, and for every other open, reads and writes go through its
-   * backend handle, which orders them after every acknowledged write.
-   */
-  private async openOnBackend (p: string, flags: OpenFlags, caller?: Caller): Promise<number> {
-    const readOnly = !flags.write && !flags.create && !flags.truncate
-    if (readOnly && this.health.failing && this.health.failFast) {
-      // The backend is known to be failing: a read-only open of a file known before succeeds without it, so the
-      // data cache and the pages the kernel kept still read; a read that needs the backend opens the file then.
-      const st = this.meta.staleAttr(p, this.staleMs)
-      if (st !== undefined && st.kind !== 'dir') {
-        this.staleServes++
-        return this.register({ path: p, flags, dirty: false, ...this.cacheRead(st, this.changeLog.seq) })
-      }
-    }
-    if (readOnly && this.data?.enabled === true) return await this.openCached(p, flags)
-    // Close-to-open: the getattr libfuse sends right after open (auto_cache) must reach the backend.
-    if (this.opts.consistency !== 'eventual') this.meta.invalidate(p)
-    const owner = flags.create ? (await this.ownerFor(p, caller)).owner : undefined
-    const bh = await this.mutate(async () => await this.backend.open!(p, { ...flags, append: false }, 0o666, owner),
-      () => { if (flags.truncate || flags.create) this.entryChanged(p) },
-      ...(flags.truncate || flags.create ? [[p, 'entry'] as [string, ChangeKind]] : []))
-    return this.register({ path: p, flags, bh, dirty: false })
-  }
-
-  /**
-   * A read-only open through the data cache: the open's attributes (close-to-open, as `statForOpen`) name the
-   * version whose cached blocks it may read; the backend handle is opened alongside, for when the path changes.
-   * When the backend cannot be reached but the file's attributes are known (stale-if-error), the open succeeds
-   * without a handle: cached blocks read, the rest fails with EIO.
-   */
-  private async openCached (p: string, flags: OpenFlags): Promise<number> {
-    const since = this.changeLog.seq
-    const [st, bh] = await Promise.allSettled([this.statForOpen(p), this.backend.open!(p, { ...flags, append: false }, 0o666)])
-    if (st.status === 'rejected') {
-      if (bh.status === 'fulfilled') await bh.value.close().catch(() => {})
-      throw st.reason
-    }
-    if (bh.status === 'rejected') {
-      const code = (bh.reason as { code?: unknown } | undefined)?.code
-      if (this.staleMs <= 0 || st.value.kind !== 'file' || typeof code !== 'string' || !BACKEND_DOWN.has(code)) throw bh.reason
-      this.staleServes++
-      return this.register({ path: p, flags, dirty: false, ...this.cacheRead(st.value, since) })
-    }
-    return this.register({ path: p, flags, bh: bh.value, dirty: false, ...this.cacheRead(st.value, since) })
-  }
-
-  /** How an open of a file with attributes `st` reads through the data cache (nothing for a directory). */
-  private cacheRead (st: Stat, since: number): Pick<Handle, 'version' | 'readahead' | 'since'> {
-    if (this.data?.enabled !== true || st.kind !== 'file') return {}
-    const readahead = (this.opts.prefetchMaxBytes ?? 0) > 0 && st.size > this.data.blockBytes
-      ? new Readahead(this.opts.prefetchMaxBytes!, this.data.blockBytes, this.raCounters)
-      : undefined
-    return { version: this.versionOf(st), readahead, since }
-  }
-
-  /**
    * creat(2) / open(O_CREAT): `flagsInt` are the open flags when the engine has them (O_EXCL is honoured; the
    * handle's access mode follows them), default read-write.
    */
@@ -913,11 +820,10 @@ export class Vfs {
     const given = flagsInt === undefined ? undefined : decodeFlags(flagsInt)
     const flags: OpenFlags = { read: true, write: true, create: true, exclusive: given?.exclusive ?? false, truncate: given?.truncate ?? false, append: false }
     const { owner } = await this.ownerFor(p, caller)
-    if (!this.staged) {
+    if (this.caps.randomWrite && this.backend.open) {
       const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p), [p, 'entry'])
       return this.register({ path: p, flags, bh, dirty: false })
     }
-    if (this.backend.open !== undefined) return await this.createStaged(p, mode, flags, owner)
     if (flags.exclusive) {
       // Whole-object backends have no exclusive create: the closest is a fresh look before making the object.
       this.meta.invalidate(p)
@@ -938,73 +844,35 @@ export class Vfs {
     return this.register({ path: p, flags, node, dirty: false })
   }
 
-  /**
-   * create() on a backend with handles whose writes are staged (SFTP with write-back): the file is made on the
-   * server with one open (O_EXCL honoured there, atomically) and closed; its content is staged like any other.
-   */
-  private async createStaged (p: string, mode: number, flags: OpenFlags, owner: Owner): Promise<number> {
-    if (flags.exclusive && this.journal?.pending(p) !== undefined) throw new FsxError('EEXIST', 'file exists', { path: p, op: 'create' })
-    const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
-    await this.mutate(async () => {
-      const bh = await this.backend.open!(p, { ...flags, read: false, truncate: true }, mode & 0o7777, owner)
-      await bh.close()
-    }, () => this.entryChanged(p), [p, 'entry'])
-    const node = this.acquireNode(p, fileMode, owner.uid, owner.gid)
-    try {
-      if (!node.staging) await this.stage(node, async () => await StagingFile.create(this.stagingDir(), this.backend, p, true))
-    } catch (err) {
-      await this.releaseNode(node)
-      throw err
-    }
-    return this.register({ path: p, flags, node, dirty: false })
-  }
-
   async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fh)
-    if (!this.staged) return await this.readOnBackend(h, buf, len, pos)
+    if (!h.bh && !h.node && !h.journalFile && this.caps.randomWrite) h.bh = await this.openLazy(h)
+    if (h.bh) {
+      if (h.bh.readInto) return await h.bh.readInto(buf, len, pos)
+      const data = await h.bh.read(pos, len)
+      return data.copy(buf, 0, 0, Math.min(len, data.length))
+    }
     const staging = h.node?.staging
     if (staging) return await staging.read(buf, len, pos)
     if (h.journalFile) return (await h.journalFile.read(buf, 0, len, pos)).bytesRead
-    if (this.data && h.version) return await this.readCached(h, h.version, buf, len, pos)
+    if (this.data && h.version) {
+      const objectPath = h.path
+      const version = h.version
+      const fetch = async (off: number, n: number): Promise<Buffer> => await this.backend.read(objectPath, off, n)
+      const ra = h.readahead
+      if (ra) {
+        for (const idx of ra.onRead(pos, len, version.size)) {
+          if (this.data.has(objectPath, version, idx)) continue
+          // Backpressure: no prefetch beyond the memory budget (the block is fetched on demand later).
+          if (this.data.overBudget(this.data.blockBytes)) { ra.rewind(idx); break }
+          ra.started(idx)
+          this.data.prefetch(objectPath, version, idx, fetch).then(n => ra.finished(idx, n), () => ra.finished(idx, 0))
+        }
+      }
+      return await this.data.read(objectPath, version, buf, len, pos, fetch)
+    }
     const data = await this.backend.read(h.path, pos, len)
     return data.copy(buf, 0, 0, Math.min(len, data.length))
-  }
-
-  /**
-   * A read on a backend with handles: through the data cache while the open's version is the file's (its path
-   * unchanged since the open), else through the backend handle (opened now if the open could not).
-   */
-  private async readOnBackend (h: Handle, buf: Buffer, len: number, pos: number): Promise<number> {
-    if (h.version !== undefined) {
-      if (!this.changeLog.since(h.path, h.since ?? 0)) return await this.readCached(h, h.version, buf, len, pos)
-      // Changed since the open (a write through another handle, a peer's change): the server handle orders this
-      // read after every acknowledged write, which cached blocks of the old version cannot.
-      h.version = undefined
-      h.readahead?.close()
-      h.readahead = undefined
-    }
-    const bh = h.bh ?? (h.bh = await this.openLazy(h))
-    if (bh.readInto) return await bh.readInto(buf, len, pos)
-    const data = await bh.read(pos, len)
-    return data.copy(buf, 0, 0, Math.min(len, data.length))
-  }
-
-  /** A read through the data cache of `version` of the handle's file, with its sequential readahead. */
-  private async readCached (h: Handle, version: Version, buf: Buffer, len: number, pos: number): Promise<number> {
-    const data = this.data!
-    const objectPath = h.path
-    const fetch = async (off: number, n: number): Promise<Buffer> => await this.backend.read(objectPath, off, n)
-    const ra = h.readahead
-    if (ra) {
-      for (const idx of ra.onRead(pos, len, version.size)) {
-        if (data.has(objectPath, version, idx)) continue
-        // Backpressure: no prefetch beyond the memory budget (the block is fetched on demand later).
-        if (data.overBudget(data.blockBytes)) { ra.rewind(idx); break }
-        ra.started(idx)
-        data.prefetch(objectPath, version, idx, fetch).then(n => ra.finished(idx, n), () => ra.finished(idx, 0))
-      }
-    }
-    return await data.read(objectPath, version, buf, len, pos, fetch)
   }
 
   /** The backend handle of a read-only open made while the backend was failing (see `open`), opened once. */
@@ -1023,7 +891,10 @@ export class Vfs {
     if (!h.flags.write) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
     const data = len === buf.length ? buf : buf.subarray(0, len)
     h.dirty = true
-    if (h.bh) return await this.mutate(async () => await h.bh!.write(pos, data), () => this.changed(h.path))
+    if (h.bh) {
+      h.wrote = true
+      return await this.mutate(async () => await h.bh!.write(pos, data), () => this.changed(h.path))
+    }
     const staging = h.node?.staging
     if (!staging) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
     return await staging.write(data, len, pos)
@@ -1042,15 +913,14 @@ export class Vfs {
 
   private async persist (h: Handle, durable: boolean): Promise<void> {
     if (h.bh) {
-      if (!h.dirty) return
-      try {
-        if (durable) {
+      if (h.dirty && durable) {
+        try {
           await h.bh.sync()
           h.dirty = false
+        } finally {
+          // On the server now (or partly, if it failed): other mounts are told (again at release, see there).
+          this.tell(h.path, 'data')
         }
-      } finally {
-        // Written through a server handle: other mounts see it from now on (close-to-open across mounts).
-        this.tell(h.path, 'data')
       }
       return
     }
@@ -1062,8 +932,6 @@ export class Vfs {
    * the journal and, when `durable`, waits for the upload. Then forgets what the backend said about it before.
    */
   private async saveStaged (node: OpenNode, staging: StagingFile, durable: boolean): Promise<void> {
-    // Unlinked or replaced while open: its content belongs to no name any more (see detachNode).
-    if (node.removed === true) return
     const journal = this.journal
     if (journal) await journal.ready
     if (!journal?.enabled) {
@@ -1096,7 +964,12 @@ export class Vfs {
     await h.journalFile?.close().catch(() => {})
     const bh = h.bh ?? await h.lazy?.catch(() => undefined)
     if (bh) {
-      await bh.close()
+      try {
+        await bh.close()
+      } finally {
+        // Its writes are all answered once closed (write-behind included): close-to-open across mounts.
+        if (h.wrote === true) this.tell(h.path, 'data')
+      }
       return
     }
     if (h.node) await this.releaseNode(h.node)
@@ -1180,15 +1053,9 @@ export class Vfs {
   async unlink (p: string): Promise<void> {
     this.named(p, 'unlink')
     await this.settled(p)
-    // Write-back: a version of the file not uploaded yet must not resurrect it afterwards, nor its last close.
+    // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
     await this.journal?.discard(p)
-    const removed = this.detachNode(p)
-    try {
-      await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p), [p, 'entry'])
-    } catch (err) {
-      this.reattachNode(removed)
-      throw err
-    }
+    await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p), [p, 'entry'])
   }
 
   async rename (from: string, to: string): Promise<void> {
@@ -1208,17 +1075,10 @@ export class Vfs {
       await this.journal.flushTree(from)
       await this.journal.flush(to)
     }
-    // An open file staged under `to` is replaced: its last close must not bring its content back.
-    const replaced = this.detachNode(to)
-    try {
-      await this.mutate(async () => await this.backend.rename(from, to), () => {
-        this.entryChanged(from, true)
-        this.entryChanged(to, true)
-      }, [from, 'tree'], [to, 'tree'])
-    } catch (err) {
-      this.reattachNode(replaced)
-      throw err
-    }
+    await this.mutate(async () => await this.backend.rename(from, to), () => {
+      this.entryChanged(from, true)
+      this.entryChanged(to, true)
+    }, [from, 'tree'], [to, 'tree'])
     this.rekey(from, to)
   }
 
@@ -1263,8 +1123,6 @@ export class Vfs {
     this.named(existing, 'link')
     this.named(p, 'link')
     if (!this.caps.hardlinks || !this.backend.link) throw new FsxError('EPERM', 'hard links are not supported by this backend', { path: p, op: 'link' })
-    // Write-back: the new name must link the version the application wrote, not the one before its upload.
-    await this.settleJournal(existing)
     await this.mutate(async () => await this.backend.link!(existing, p), () => {
       this.changed(existing)
       this.entryChanged(p)
@@ -1424,7 +1282,7 @@ export class Vfs {
   /**
    * Another mount changed `p`: forget what this mount cached of it (the backend's own memory of it, attributes,
    * listings, negative answers, xattrs, data blocks) and tell the kernel, as `fsx invalidate` does. Open files
-   * reading it through the data cache go to the backend from their next read (changeLog). What this mount itself
+   * keep the version they opened where it is cached (close-to-open). What this mount itself
    * holds and the backend does not have yet (staged or journaled writes) is not touched: it is newer.
    */
   private peerChanged (p: string, kind: ChangeKind): void {
@@ -1436,10 +1294,7 @@ export class Vfs {
     } else {
       this.meta.invalidate(p)
       this.xattrs.invalidate(p)
-      if (kind === 'data') {
-        this.data?.invalidate(p)
-        this.changeLog.note(p)
-      }
+      if (kind === 'data') this.data?.invalidate(p)
     }
     this.onChange?.(p, { entry, tree })
     // The kernel's copy of the directory's listing (and its mtime) changes with its entries.
@@ -1455,7 +1310,6 @@ export class Vfs {
     this.backend.invalidate?.('/', true)
     this.meta.clear()
     this.xattrs.invalidate('/', true)
-    this.changeLog.note('/', true)
     this.onChange?.('/', { tree: true })
   }
 

@@ -656,8 +656,7 @@ export class SftpBackend implements Backend, HandleHost {
     }
     const fh = new SftpFileHandle(this, p, flags, bound[0], bound[1])
     this.handles.add(fh)
-    // A read-only open changes nothing: the read-ahead of other handles and listed attributes stay good.
-    if (flags.write || flags.create || flags.truncate) this.touched(p)
+    this.touched(p)
     if (flags.create && flags.exclusive) {
       try {
         await this.giveTo(p, owner)
@@ -669,14 +668,12 @@ export class SftpBackend implements Backend, HandleHost {
     return fh
   }
 
-  /** Ranged read by path (the core's data cache fills blocks with it): open, read at once, close unawaited. */
   async read (p: string, offset: number, length: number): Promise<Buffer> {
     const h = await this.open(p, { read: true, write: false, create: false, exclusive: false, truncate: false, append: false }, 0)
     try {
       return await h.read(offset, length)
     } finally {
-      // NB: nothing waits on the CLOSE's answer: the handle is out of `handles` before its request is sent.
-      h.close().catch(() => {})
+      await h.close().catch(() => {})
     }
   }
 
@@ -693,7 +690,6 @@ export class SftpBackend implements Backend, HandleHost {
     if (old?.kind === 'dir') throw this.error('EISDIR', 'write', p, MESSAGES.EISDIR)
     const keep = old?.kind === 'file' ? old : undefined
     const mode = attrs.mode ?? keep?.mode
-    if (keep !== undefined && this.multiLinked.has(p)) return await this.writeInPlace(p, source, attrs, mode)
     const dir = parentOf(p)
     const tmp = `${dir === '/' ? '' : dir}/.fsx-${randomBytes(6).toString('hex')}.tmp`
     const h = await this.open(tmp, { read: false, write: true, create: true, exclusive: true, truncate: false, append: false }, (mode ?? 0o666) & 0o7777)
@@ -733,29 +729,6 @@ export class SftpBackend implements Backend, HandleHost {
         await this.remove(tmp).catch(() => {})
       }
     }
-  }
-
-  /**
-   * Whole-object write over a file with other hard links: in place (truncated, then written), so that every name
-   * keeps naming the one file. Not atomic for readers elsewhere, unlike the rename.
-   */
-  private async writeInPlace (p: string, source: WriteSource, attrs: WriteAttrs, mode: number | undefined): Promise<void> {
-    const h = await this.open(p, { read: false, write: true, create: false, exclusive: false, truncate: true, append: false }, 0)
-    try {
-      await this.upload(h, source)
-      const set: { mode?: number, atime?: number, mtime?: number } = {}
-      if (mode !== undefined) set.mode = mode & 0o7777
-      if (attrs.mtimeMs !== undefined) {
-        set.atime = Math.floor(Date.now() / 1000)
-        set.mtime = Math.floor(attrs.mtimeMs / 1000)
-      }
-      if (Object.keys(set).length > 0) await h.setAttrs(set)
-      await h.sync()
-    } catch (err) {
-      await h.close().catch(() => {})
-      throw err
-    }
-    await h.close()
   }
 
   private async upload (h: SftpFileHandle, source: WriteSource): Promise<void> {
