@@ -164,10 +164,30 @@ function backendTests (kind: string, seed: (name: string) => Promise<Source>, re
   })
 }
 
+/** A mount whose Redis does not answer at start mounts anyway (after a bounded wait), on TTLs, and connects later. */
+function startWithoutRedis (redis: Redis): void {
+  t.test('local: Redis down when the mount starts: it mounts, works on TTLs, says so, and connects once Redis is up', async t => {
+    const data = await tempDir(t, 'fsx-data-')
+    await writeFile(path.join(data, 'f.txt'), 'x')
+    await redis.stop()
+    t.teardown(async () => { await redis.start().catch(() => {}) })
+    const env = { FSX_RUNTIME_DIR: await tempDir(t, 'fsx-run-'), XDG_CACHE_HOME: await tempDir(t, 'fsx-cache-'), FSX_COHERENCE: redis.url }
+    const m = await mountFsx(t, data, [], { env })
+    t.match(m.log(), /coherence: redis:\S+ does not answer yet/, 'the mount says it goes on without Redis')
+    const r = await run('bash', ['-c', 'cat f.txt && echo y > g.txt'], { cwd: m.mountpoint })
+    t.equal(r.code, 0, `the mount works ${r.stderr}`)
+    t.equal((await stats(m, env)).coherence.connected, false, 'fsx stats: not connected')
+    await redis.start()
+    await waitUntil(async () => (await stats(m, env)).coherence.connected === true, { timeoutMs: 10_000, what: 'the mount to connect once Redis is up' })
+    t.pass('connected once Redis is up')
+  })
+}
+
 if (fuseAvailable(t) && sshdAvailable(t)) {
   const redis = await startRedis(t)
   const sshd: Sshd = await startSshd(t)
   const s3: S3Server | undefined = await startS3Server(t)
+  if (redis !== undefined) startWithoutRedis(redis)
   if (redis !== undefined && s3 !== undefined) {
     backendTests('SFTP', async name => {
       const root = path.join(sshd.dataDir, name)
