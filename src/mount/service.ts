@@ -165,6 +165,8 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
     vfsMade = vfs
     // Coherence connects while the kernel mount is made; the wait for it is below.
     const peers = coherence === undefined ? undefined : vfs.connectPeers(COHERENCE_WAIT_MS)
+    // NB: awaited below, after the kernel mount; a failure meanwhile must not count as an unhandled rejection.
+    peers?.catch(() => {})
     for (const line of backend.notices?.() ?? []) req.log(line)
     // default_permissions: the user's choice if they made one, else on for allow_other over a backend with owners.
     const dpExplicit = req.resolved.settings.defaultPermissions?.source !== undefined && req.resolved.settings.defaultPermissions.source !== 'default'
