@@ -194,6 +194,12 @@ export interface Backend {
    */
   ping?(): Promise<void>
   /**
+   * Another client changed `path` (with `tree`, anything below it): forget what the backend itself remembers of it
+   * (listing attributes, HEAD results, read-ahead), so the next call asks the server. Called when another mount of
+   * the same source says so (coherence); backends that keep no memory of their own leave it out.
+   */
+  invalidate?(path: string, tree: boolean): void
+  /**
    * Counts this backend keeps that only grow (requests, bytes, retries…), read by `fsx stats` and exported to
    * Prometheus as counters (`fsx_backend_<name>_total`). The set of names is fixed once the backend is created.
    */

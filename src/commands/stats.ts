@@ -112,6 +112,13 @@ export function render (s: MountSnapshot): string {
     out.push(`  validator: ${s.validator.rounds} rounds, ${s.validator.checked} checked, ${s.validator.changed} changed` +
       (s.validator.errors ? `, ${chalk.red(String(s.validator.errors))} failed` : ''))
   }
+  const c = s.coherence
+  if (c) {
+    const state = c.connected ? chalk.green('connected') : chalk.yellow(`not connected${c.lastError ? ` (${c.lastError})` : ''}: on TTLs until it is back`)
+    out.push(`  coherence: ${c.server} ${state} · ${c.sent} sent, ${c.received} received, ${c.applied} invalidations applied` +
+      `, lag p50 ${c.lagP50Ms.toFixed(1)} ms p99 ${c.lagP99Ms.toFixed(1)} ms` +
+      (c.outages > 0 ? `, ${c.outages} outages, ${c.resets} resets` : '') + (c.waiting > 0 ? `, ${c.waiting} changes waiting to be sent` : ''))
+  }
   const be = Object.entries(s.backend).map(([k, v]) => `${k} ${/bytes/i.test(k) ? formatSize(v) : v}`).join(', ')
   out.push(`  backend: ${be || chalk.dim('no counters')}`)
   for (const [name, figures] of Object.entries(s.extensions ?? {})) {

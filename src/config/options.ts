@@ -230,6 +230,20 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
       'are replayed at the next mount after a crash. Above this many pending bytes, close() waits for uploads.'
   },
   {
+    key: 'coherence', kind: 'string', default: undefined, scope: 'vfs',
+    help: 'Redis server through which the mounts of one source tell each other what they change: redis://host[:port][/db] (off by default).',
+    details: 'Every mount of the same source (same backend URL and root) with this setting publishes what it changes ' +
+      '(created, written, truncated, renamed, removed, attributes changed) on a Redis channel for that source, and drops ' +
+      'what it cached of what the others change, in user space and in the kernel (kernel engine), so long TTLs stay ' +
+      'safe with several writers. Without Redis a mount falls back to its TTLs, says so in fsx stats, and drops ' +
+      'everything it cached for the source when Redis is back. rediss:// for TLS; a password goes in coherencePassword. ' +
+      'See docs/SEMANTICS.md, Consistency across mounts.'
+  },
+  {
+    key: 'coherencePassword', kind: 'string', default: undefined, scope: 'vfs', secret: true,
+    help: 'Password (AUTH) for the coherence Redis server (secret).'
+  },
+  {
     key: 'opTimeout', kind: 'duration', default: 120_000, scope: 'fuse',
     // 0 would fail every request at once; past an hour a waiting application looks hung, and fuse-native's timer
     // (setTimeout) wraps around past 2^31 ms (24.8 days) into an immediate timeout.

@@ -5,6 +5,7 @@
  */
 import * as hdr from 'hdr-histogram-js'
 import type { Vfs } from '../vfs/vfs.js'
+import type { CoherenceStats } from '../vfs/coherence.js'
 import type { Backend } from '../backend/types.js'
 import type { ExtensionFigures, FigureDescription } from '../extension/types.js'
 
@@ -41,6 +42,8 @@ export interface MountSnapshot {
   stale: { serves: number, backendFailing: boolean, lastError?: string }
   /** Background validator: rounds, files checked, found changed or gone, failed checks. */
   validator: { rounds: number, checked: number, changed: number, errors: number }
+  /** Coherence with other mounts of the source (the `coherence` setting), when on. */
+  coherence?: CoherenceStats
   openFiles: number
   /** The FUSE engine's own figures (name, protocol, negotiated features, passthrough opens…). */
   engine?: Record<string, unknown>
@@ -108,6 +111,7 @@ export class MountMetrics {
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, usedBytes: v.memory?.usedBytes ?? 0, budgetBytes: v.memory?.budgetBytes ?? 0 },
       stale: v.stale ?? { serves: 0, backendFailing: false },
       validator: v.validator ?? { rounds: 0, checked: 0, changed: 0, errors: 0 },
+      ...(v.coherence ? { coherence: v.coherence } : {}),
       openFiles: v.openFiles,
       ...(this.engineStats ? { engine: this.engineStats() } : {}),
       ...(this.extensions !== undefined && this.extensions.size > 0 ? { extensions: this.extensions.stats() } : {})

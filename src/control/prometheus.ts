@@ -126,6 +126,25 @@ export function buildRegistry (metrics: MountMetrics): client.Registry {
       })
     }
   }
+  const coherence = (): Record<string, number> | undefined => {
+    const c = snap.coherence
+    return c === undefined ? undefined : { sent: c.sent, received: c.received, applied: c.applied, resets: c.resets, outages: c.outages }
+  }
+  gauge('fsx_coherence_connected', 'Coherence with other mounts of the source: 1 while connected to its server.', [], set => {
+    if (snap.coherence !== undefined) set({}, snap.coherence.connected ? 1 : 0)
+  })
+  for (const field of ['sent', 'received', 'applied', 'resets', 'outages'] as const) {
+    counter(`fsx_coherence_${field}_total`, `Coherence: ${field === 'applied' ? 'invalidations applied' : field === 'sent' || field === 'received' ? `messages ${field}` : field}.`, [], add => {
+      const c = coherence()
+      if (c !== undefined) add({}, c[field])
+    })
+  }
+  gauge('fsx_coherence_lag_seconds', 'Coherence: time from a peer\'s change to its invalidation here, by quantile.', ['quantile'], set => {
+    const c = snap.coherence
+    if (c === undefined) return
+    set({ quantile: '0.5' }, c.lagP50Ms / 1000)
+    set({ quantile: '0.99' }, c.lagP99Ms / 1000)
+  })
   return registry
 }
 

@@ -12,6 +12,7 @@ import type { ResolvedSettings } from '../config/resolve.js'
 import { settingValues } from '../config/resolve.js'
 import { loadEngine, type MountOptions, type MountedFs } from '../fuse/engine.js'
 import { Vfs } from '../vfs/vfs.js'
+import { parseRedisUrl, redisBus } from '../vfs/coherence-redis.js'
 import { mountAt } from './mountinfo.js'
 import { createBackend } from './backend.js'
 import { defaultCacheDir, removeRecord, writeRecord } from './runtime.js'
@@ -113,11 +114,16 @@ export function mountOptionsFrom (values: Record<string, unknown>, fsname: strin
   }
 }
 
+/** How long a mount waits for the coherence server at start before it goes on without it (and keeps trying). */
+const COHERENCE_WAIT_MS = 5000
+
 export async function startMount (req: MountRequest): Promise<RunningMount> {
   const mountpoint = path.resolve(req.mountpoint)
   const values = settingValues(req.resolved)
   // The kernel already applied the application's umask to create/mkdir modes; ours must not mask them again.
   process.umask(0)
+  // A malformed coherence URL is a configuration error, found before anything is mounted or connected.
+  const coherence = typeof values.coherence === 'string' && values.coherence !== '' ? parseRedisUrl(values.coherence) : undefined
   await preflightMountpoint(mountpoint, req.log)
   // FUSE availability is checked before any backend connection is made.
   const engine = await loadEngine(req.engine ?? (values.engine as string | undefined) ?? 'auto', req.log)
@@ -126,6 +132,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
   const backend = await createBackend(req.registry, req.source, values)
   let mounted: MountedFs | undefined
   let extensions: ExtensionHost | undefined
+  let vfsMade: Vfs | undefined
   try {
     const rootStat = await backend.stat('/').catch(err => {
       throw new FsxError('EBACKEND', `source ${backend.description}: cannot read its root: ${(err as Error).message}`, { cause: err })
@@ -155,11 +162,19 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       validateIntervalMs: values.validateInterval as number,
       opTimeoutMs: values.opTimeout as number,
       log: req.log,
-      cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir()
+      cacheDir: (values.cacheDir as string | undefined) ?? defaultCacheDir(),
+      coherence: coherence === undefined
+        ? undefined
+        : async id => await redisBus(coherence, `fsx:coherence:${coherence.db}:${id}`, values.coherencePassword as string | undefined)
     })
     // Extensions start before the engine serves, so they hear every commit made through the mount.
     extensions = await ExtensionHost.start(req.extensions, { vfs, settings: values, mountpoint, cacheDir: vfs.opts.cacheDir, log: req.log })
     const ext = extensions
+    vfsMade = vfs
+    // Coherence connects while the kernel mount is made; the wait for it is below.
+    const peers = coherence === undefined ? undefined : vfs.connectPeers(COHERENCE_WAIT_MS)
+    // NB: awaited below, after the kernel mount; a failure meanwhile must not count as an unhandled rejection.
+    peers?.catch(() => {})
     for (const line of backend.notices?.() ?? []) req.log(line)
     // default_permissions: the user's choice if they made one, else on for allow_other over a backend with owners.
     const dpExplicit = req.resolved.settings.defaultPermissions?.source !== undefined && req.resolved.settings.defaultPermissions.source !== 'default'
@@ -178,6 +193,9 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
     })
     metrics.engineStats = mounted.stats
     metrics.extensions = ext
+    if (coherence !== undefined && !await peers!) {
+      req.log(`coherence: ${coherence.server} does not answer yet: changes made by other mounts are seen when TTLs expire until it does`)
+    }
     const control = new ControlServer(socketPath(mountpoint), {
       ping: async () => ({ pid: process.pid }),
       stats: async () => ({ mount: metrics.snapshot() }),
@@ -275,6 +293,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
   } catch (err) {
     if (mounted) await mounted.unmount().catch(() => {})
     await extensions?.close()
+    await vfsMade?.disconnectPeers().catch(() => {})
     await backend.close().catch(() => {})
     throw err
   }

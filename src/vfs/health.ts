@@ -333,8 +333,8 @@ export class BackendHealth {
 
 /** Methods of a Backend that only read: lookups (see BackendHealth.lookup). */
 const LOOKUPS = new Set(['stat', 'list', 'read', 'readlink', 'statfs', 'getxattr', 'listxattr'])
-/** Methods passed through untouched: releasing the backend, its counters, the probe itself. */
-const UNGUARDED = new Set(['close', 'counters', 'ping'])
+/** Methods passed through untouched: releasing the backend, its counters, the probe itself, forgetting its memory. */
+const UNGUARDED = new Set(['close', 'counters', 'ping', 'invalidate'])
 /** File handle methods that only read, and those that release (sent whatever the verdict). */
 const HANDLE_LOOKUPS = new Set(['read', 'readInto'])
 const HANDLE_RELEASES = new Set(['close'])

@@ -41,6 +41,7 @@
  *   when it answers again.
  */
 import path from 'node:path'
+import os from 'node:os'
 import { constants as fsConstants } from 'node:fs'
 import { open as openFile, type FileHandle } from 'node:fs/promises'
 import type { Backend, BackendFileHandle, DirEntry, OpenFlags, Owner, Stat, StatFs } from '../backend/types.js'
@@ -56,6 +57,7 @@ import { Journal, type JournalRecord } from './journal.js'
 import { BackendHealth, guardBackend, type Timers } from './health.js'
 import { applyDeadline, deadlineMargin, RequestDeadline } from './deadline.js'
 import { createHash } from 'node:crypto'
+import { Coherence, type Bus, type ChangeKind, type CoherenceStats } from './coherence.js'
 
 /** Settings the VFS reads, in base units. */
 export interface VfsOptions {
@@ -121,6 +123,12 @@ export interface VfsOptions {
   probeIntervalMs?: number
   /** Timers for deadlines and probes (tests pass fake ones; default: real timers and performance.now). */
   timers?: Timers
+  /**
+   * Coherence with the other mounts of this source (coherence.ts): makes the bus for this source's channel, named
+   * by a stable id of the source (coherence-redis.ts makes a Redis one; tests pass their own). Default: none, so
+   * changes made by other mounts are seen when TTLs expire.
+   */
+  coherence?: (sourceId: string) => Promise<Bus>
   /** Where the VFS reports conditions worth a log line (the data cache's disk tier being unavailable). */
   log?: (line: string) => void
   /** Where staging files live. */
@@ -159,6 +167,8 @@ export interface VfsStats {
   stale?: StaleStats
   /** Background validator: rounds run, files checked, files found changed or gone, checks that failed. */
   validator?: ValidatorStats
+  /** Coherence with other mounts of the source, when on. */
+  coherence?: CoherenceStats
 }
 
 export interface ValidatorStats { rounds: number, checked: number, changed: number, errors: number }
@@ -244,6 +254,8 @@ interface Handle {
   readahead?: Readahead
   /** Write-back: a read-only open of a version not uploaded yet reads the journal's copy. */
   journalFile?: FileHandle
+  /** Written (or truncated) through `bh`: its release tells the other mounts (coherence). */
+  wrote?: boolean
   /** The FUSE engine passed this open through to the kernel: its reads and writes bypass the VFS. */
   passthrough?: boolean
   /** Backend handles: the content changed through this handle since its last `write` commit event. */
@@ -284,6 +296,10 @@ export class Vfs {
   readonly data?: DataCache
   /** Write-back journal; only for backends without random writes, with `writeback`. */
   readonly journal?: Journal
+  /** Peer mounts of the same source, over Redis (coherence.ts); undefined when the `coherence` setting is off. */
+  private coherence?: Coherence
+  /** Stable id of the source (its description; and the host, for local directories): names its coherence channel. */
+  readonly sourceId: string
   private opens = 0
   private readonly raCounters: ReadaheadCounters = { triggered: 0, bytesUsed: 0, bytesWasted: 0 }
   private readonly handles = new Map<number, Handle>()
@@ -348,6 +364,10 @@ export class Vfs {
     })
     // Caches and journal on disk are per source: a stable name from the backend's (secret-free) description.
     const ns = createHash('sha256').update(this.backend.description).digest('hex').slice(0, 16)
+    // Peer mounts share a source when they share its description; a local directory only on the same host.
+    this.sourceId = createHash('sha256')
+      .update(this.backend.capabilities.hostFiles === true ? `${this.backend.description}\0${os.hostname()}` : this.backend.description)
+      .digest('hex').slice(0, 32)
     const dataDisk = opts.dataCacheSize ?? 0
     const dataMem = opts.dataCacheMemory ?? 0
     if (!this.backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
@@ -369,7 +389,10 @@ export class Vfs {
         dir: path.join(opts.cacheDir, 'journal', ns),
         backend: this.backend,
         maxDirtyBytes: opts.writebackDirtyMaxBytes ?? 1024 ** 3,
-        onUploaded: p => this.changed(p),
+        onUploaded: p => {
+          this.changed(p)
+          this.tell(p, 'data')
+        },
         retryMs: opts.writebackRetryMs,
         log: opts.log
       })
@@ -617,12 +640,16 @@ export class Vfs {
     return { size: st.size, mtimeMs: st.mtimeMs, etag }
   }
 
-  /** Runs a mutation and invalidates what it touched once it settled, failed or not (a failure may be partial). */
-  private async mutate<T> (run: () => Promise<T>, after: () => void): Promise<T> {
+  /**
+   * Runs a mutation and invalidates what it touched once it settled, failed or not (a failure may be partial); then
+   * tells peer mounts (coherence) about `told` paths: [path, what changed].
+   */
+  private async mutate<T> (run: () => Promise<T>, after: () => void, ...told: Array<[string, ChangeKind]>): Promise<T> {
     try {
       return await run()
     } finally {
       after()
+      for (const [p, kind] of told) this.tell(p, kind)
     }
   }
 
@@ -787,7 +814,8 @@ export class Vfs {
       // With append, the backend handle appends by itself (O_APPEND on the host, SSH_FXF_APPEND): the offsets the
       // kernel sends are its idea of the size, which another handle or client may have moved.
       const bh = await this.mutate(async () => await this.backend.open!(p, flags, 0o666, owner),
-        () => { if (flags.truncate || flags.create) this.entryChanged(p) })
+        () => { if (flags.truncate || flags.create) this.entryChanged(p) },
+        ...(flags.truncate || flags.create ? [[p, 'entry'] as [string, ChangeKind]] : []))
       return this.register({ path: p, flags, bh, dirty: false, changed: flags.write && (flags.truncate || flags.create) })
     }
     // Write-back: a version not uploaded yet is read (or staged for writing) from the journal's copy.
@@ -840,7 +868,7 @@ export class Vfs {
     const flags: OpenFlags = { read: true, write: true, create: true, exclusive: given?.exclusive ?? false, truncate: given?.truncate ?? false, append: given?.append ?? false }
     const { owner } = await this.ownerFor(p, caller)
     if (this.caps.randomWrite && this.backend.open) {
-      const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p))
+      const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p), [p, 'entry'])
       return this.register({ path: p, flags, bh, dirty: false, changed: true })
     }
     if (flags.exclusive) {
@@ -852,7 +880,7 @@ export class Vfs {
     // Whole-object backends: make the (empty) object exist now so lookups find it, stage its content locally.
     const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
     await this.mutate(async () => await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: owner.uid, gid: owner.gid, mtimeMs: Date.now() }),
-      () => this.entryChanged(p))
+      () => this.entryChanged(p), [p, 'entry'])
     const node = this.acquireNode(p, fileMode, owner.uid, owner.gid)
     try {
       if (!node.staging) await this.stage(node, async () => await StagingFile.create(this.stagingDir(), this.backend, p, true))
@@ -911,7 +939,10 @@ export class Vfs {
     const data = len === buf.length ? buf : buf.subarray(0, len)
     h.dirty = true
     h.changed = true
-    if (h.bh) return await this.mutate(async () => await h.bh!.write(pos, data), () => this.changed(h.path))
+    if (h.bh) {
+      h.wrote = true
+      return await this.mutate(async () => await h.bh!.write(pos, data), () => this.changed(h.path))
+    }
     const staging = h.node?.staging
     if (!staging) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
     // O_APPEND is ours to honour (the engines pass it on only when the kernel does not append by itself): the
@@ -943,8 +974,13 @@ export class Vfs {
   private async persist (h: Handle, durable: boolean): Promise<void> {
     if (h.bh) {
       if (h.dirty && durable) {
-        await h.bh.sync()
-        h.dirty = false
+        try {
+          await h.bh.sync()
+          h.dirty = false
+        } finally {
+          // On the server now (or partly, if it failed): other mounts are told (again at release, see there).
+          this.tell(h.path, 'data')
+        }
       }
       return
     }
@@ -961,7 +997,7 @@ export class Vfs {
     if (!journal?.enabled) {
       if (!staging.dirty) return
       await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid }),
-        () => this.changed(node.path))
+        () => this.changed(node.path), [node.path, 'data'])
       this.committed({ kind: 'write', path: node.path })
       return
     }
@@ -984,12 +1020,18 @@ export class Vfs {
       if (n > 0) this.bypassed.set(h.path, n)
       else this.bypassed.delete(h.path)
       this.changed(h.path)
+      this.tell(h.path, 'data')
     }
     h.readahead?.close()
     await h.journalFile?.close().catch(() => {})
     const bh = h.bh ?? await h.lazy?.catch(() => undefined)
     if (bh) {
-      await bh.close()
+      try {
+        await bh.close()
+      } finally {
+        // Its writes are all answered once closed (write-behind included): close-to-open across mounts.
+        if (h.wrote === true) this.tell(h.path, 'data')
+      }
       // What the kernel wrote directly (passthrough, mmap) may have landed after the last flush.
       if (h.changed === true || (h.passthrough === true && h.flags.write)) this.committed({ kind: 'write', path: h.path })
       return
@@ -1012,7 +1054,7 @@ export class Vfs {
     const node = this.nodes.get(p)
     if (node?.staging) return await node.staging.truncate(size)
     await this.journal?.flush(p)
-    await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p))
+    await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p), [p, 'data'])
     this.committed({ kind: 'write', path: p })
   }
 
@@ -1034,7 +1076,7 @@ export class Vfs {
     const h = this.handle(fh)
     h.dirty = true
     h.changed = true
-    if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path))
+    if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path), [h.path, 'data'])
     if (h.node?.staging) return await h.node.staging.truncate(size)
     await this.truncate(h.path ?? p, size)
   }
@@ -1044,7 +1086,7 @@ export class Vfs {
   async mkdir (p: string, mode: number, caller?: Caller): Promise<void> {
     this.named(p, 'mkdir')
     const { owner, setgid } = await this.ownerFor(p, caller)
-    await this.mutate(async () => await this.backend.mkdir(p, (mode & 0o7777) | (setgid ? 0o2000 : 0), owner), () => this.entryChanged(p))
+    await this.mutate(async () => await this.backend.mkdir(p, (mode & 0o7777) | (setgid ? 0o2000 : 0), owner), () => this.entryChanged(p), [p, 'entry'])
   }
 
   /**
@@ -1066,12 +1108,12 @@ export class Vfs {
       throw new FsxError('EPERM', 'this backend cannot hold FIFOs, sockets or device nodes', { path: p, op: 'mknod' })
     }
     const { owner } = await this.ownerFor(p, caller)
-    await this.mutate(async () => await this.backend.mknod!(p, mode, rdev, owner), () => this.entryChanged(p))
+    await this.mutate(async () => await this.backend.mknod!(p, mode, rdev, owner), () => this.entryChanged(p), [p, 'entry'])
   }
 
   async rmdir (p: string): Promise<void> {
     this.named(p, 'rmdir')
-    await this.mutate(async () => await this.backend.rmdir(p), () => this.entryChanged(p, true))
+    await this.mutate(async () => await this.backend.rmdir(p), () => this.entryChanged(p, true), [p, 'tree'])
   }
 
   async unlink (p: string): Promise<void> {
@@ -1079,7 +1121,7 @@ export class Vfs {
     await this.settled(p)
     // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
     await this.journal?.discard(p)
-    await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p))
+    await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p), [p, 'entry'])
     this.committed({ kind: 'remove', path: p })
   }
 
@@ -1103,7 +1145,7 @@ export class Vfs {
     await this.mutate(async () => await this.backend.rename(from, to), () => {
       this.entryChanged(from, true)
       this.entryChanged(to, true)
-    })
+    }, [from, 'tree'], [to, 'tree'])
     this.rekey(from, to)
     this.committed({ kind: 'rename', from, to })
   }
@@ -1136,7 +1178,7 @@ export class Vfs {
     this.named(target, 'symlink')
     if (!this.caps.symlinks || !this.backend.symlink) throw new FsxError('EPERM', 'symlinks are not supported by this backend', { path: p, op: 'symlink' })
     const { owner } = await this.ownerFor(p, caller)
-    await this.mutate(async () => await this.backend.symlink!(target, p, owner), () => this.entryChanged(p))
+    await this.mutate(async () => await this.backend.symlink!(target, p, owner), () => this.entryChanged(p), [p, 'entry'])
   }
 
   async readlink (p: string): Promise<string> {
@@ -1152,7 +1194,7 @@ export class Vfs {
     await this.mutate(async () => await this.backend.link!(existing, p), () => {
       this.changed(existing)
       this.entryChanged(p)
-    })
+    }, [existing, 'attr'], [p, 'entry'])
     this.committed({ kind: 'write', path: p })
   }
 
@@ -1160,7 +1202,7 @@ export class Vfs {
     this.named(p, 'chmod')
     if (!this.caps.chmod || !this.backend.chmod) throw new FsxError('ENOTSUP', 'chmod is not supported by this backend', { path: p, op: 'chmod' })
     await this.settleJournal(p)
-    await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p))
+    await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p), [p, 'attr'])
     const node = this.nodes.get(p)
     if (node) node.mode = (node.mode & ~0o7777) | (mode & 0o7777)
   }
@@ -1169,7 +1211,7 @@ export class Vfs {
     this.named(p, 'chown')
     if (!this.caps.chown || !this.backend.chown) throw new FsxError('ENOTSUP', 'chown is not supported by this backend', { path: p, op: 'chown' })
     await this.settleJournal(p)
-    await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p))
+    await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p), [p, 'attr'])
     const node = this.nodes.get(p)
     // chown(2) passes -1 (as an unsigned 0xffffffff) for "leave unchanged".
     if (node && uid !== -1 && uid !== 0xffffffff) node.uid = uid
@@ -1182,7 +1224,7 @@ export class Vfs {
     if (!this.caps.utimens || !this.backend.utimens) return
     await this.settleJournal(p)
     const now = Date.now()
-    await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime), () => this.changed(p))
+    await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime), () => this.changed(p), [p, 'attr'])
   }
 
   /** Write-back: an attribute change must land after the upload of the version it applies to, not be overwritten by it. */
@@ -1227,7 +1269,7 @@ export class Vfs {
     await this.mutate(async () => await this.backend.setxattr!(p, name, value, flags), () => {
       this.xattrs.invalidate(p)
       this.changed(p)
-    })
+    }, [p, 'attr'])
   }
 
   async listxattr (p: string): Promise<string[]> {
@@ -1253,7 +1295,7 @@ export class Vfs {
     await this.mutate(async () => await this.backend.removexattr!(p, name), () => {
       this.xattrs.invalidate(p)
       this.changed(p)
-    })
+    }, [p, 'attr'])
   }
 
   /**
@@ -1270,6 +1312,74 @@ export class Vfs {
     }
     this.xattrs.invalidate(p, true)
     this.data?.invalidateTree(p)
+  }
+
+  // ---- coherence (coherence.ts) -------------------------------------------------------------------------------------
+
+  /**
+   * Connects to the other mounts of this source when the `coherence` option is set. Resolves true once connected,
+   * false if not within `waitMs` (it goes on trying in the background; until then TTLs alone apply).
+   */
+  async connectPeers (waitMs: number): Promise<boolean> {
+    if (this.opts.coherence === undefined) return false
+    if (this.coherence === undefined) {
+      const bus = await this.opts.coherence(this.sourceId)
+      this.coherence = new Coherence(bus, { changed: (p, kind) => this.peerChanged(p, kind), reset: () => this.peerReset() }, this.opts.log)
+      this.coherence.start()
+    }
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<false>(resolve => { timer = setTimeout(() => resolve(false), waitMs) })
+    try {
+      return await Promise.race([this.coherence.connectedOnce.then(() => true), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Leaves the coherence channel (a mount that failed to start; `close` does it otherwise). */
+  async disconnectPeers (): Promise<void> {
+    const c = this.coherence
+    this.coherence = undefined
+    await c?.close()
+  }
+
+  /** This mount changed `p` on the backend: tells the other mounts of the source (when coherence is on). */
+  private tell (p: string, kind: ChangeKind): void {
+    this.coherence?.publish(p, kind)
+  }
+
+  /**
+   * Another mount changed `p`: forget what this mount cached of it (the backend's own memory of it, attributes,
+   * listings, negative answers, xattrs, data blocks) and tell the kernel, as `fsx invalidate` does. Open files
+   * keep the version they opened where it is cached (close-to-open). What this mount itself
+   * holds and the backend does not have yet (staged or journaled writes) is not touched: it is newer.
+   */
+  private peerChanged (p: string, kind: ChangeKind): void {
+    const tree = kind === 'tree'
+    const entry = tree || kind === 'entry'
+    this.backend.invalidate?.(p, tree)
+    if (entry) {
+      this.entryChanged(p, tree)
+    } else {
+      this.meta.invalidate(p)
+      this.xattrs.invalidate(p)
+      if (kind === 'data') this.data?.invalidate(p)
+    }
+    this.onChange?.(p, { entry, tree })
+    // The kernel's copy of the directory's listing (and its mtime) changes with its entries.
+    if (entry && p !== '/') this.onChange?.(parentOf(p), {})
+  }
+
+  /**
+   * Messages from other mounts may have been missed (Redis was out of reach): forget every cached attribute,
+   * listing and xattr of the source, here and in the kernel. Cached data blocks stay: every open checks them
+   * against the file's attributes, which are now asked afresh.
+   */
+  private peerReset (): void {
+    this.backend.invalidate?.('/', true)
+    this.meta.clear()
+    this.xattrs.invalidate('/', true)
+    this.onChange?.('/', { tree: true })
   }
 
   /**
@@ -1311,6 +1421,7 @@ export class Vfs {
       ...(this.journal ? { writeback: this.journal.counters() } : {}),
       stale: { serves: this.staleServes, backendFailing: this.health.failing, ...(this.health.lastError === undefined ? {} : { lastError: this.health.lastError }) },
       validator: { ...this.validatorStats },
+      ...(this.coherence ? { coherence: this.coherence.stats() } : {}),
       memory: { usedBytes: this.memoryUsed(), budgetBytes: this.opts.memoryBudgetBytes ?? 0 }
     }
   }
@@ -1326,6 +1437,8 @@ export class Vfs {
       const left = await this.journal.close()
       if (left > 0) this.opts.log?.(`write-back: ${left} upload(s) failed; kept in the journal for the next mount`)
     }
+    // After the journal: its last uploads are announced too.
+    await this.disconnectPeers().catch(() => {})
     await this.backend.close()
   }
 }

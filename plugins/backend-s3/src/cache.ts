@@ -124,6 +124,16 @@ export class MetaCache {
     if (p !== '/') this.dirs.delete(parentOf(p))
   }
 
+  /** Forgets `p`, everything below it and its parent's listing (changed by another client, outcome unknown). */
+  forgetTree (p: string): void {
+    if (p === '/') return this.clear()
+    const below = p + '/'
+    for (const m of [this.nodes, this.dirs, this.listed] as Array<Map<string, unknown>>) {
+      for (const k of [...m.keys()]) if (k === p || k.startsWith(below)) m.delete(k)
+    }
+    this.forget(p)
+  }
+
   clear (): void {
     this.nodes.clear()
     this.dirs.clear()

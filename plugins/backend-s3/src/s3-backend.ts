@@ -397,6 +397,21 @@ export class S3Backend implements Backend {
     this.epoch++
   }
 
+  /**
+   * Another client changed `p` (with `tree`, what is below it too), as another mount of the source says over
+   * coherence (src/vfs/coherence.ts): forget what the cache and read-ahead hold of it, so the next call asks S3.
+   */
+  invalidate (p: string, tree: boolean): void {
+    this.mutated()
+    if (tree) {
+      this.cache.forgetTree(p)
+      this.prefetch.invalidatePrefix(this.keys.dirPrefix(p))
+    } else {
+      this.cache.forget(p)
+    }
+    if (p !== '/') this.prefetch.invalidate(this.keys.fileKey(p))
+  }
+
   // ---- the contract -----------------------------------------------------------------------------------------------
 
   /** The health probe (src/vfs/health.ts): a 1-key listing of the prefix, which is what mounting checked too. */

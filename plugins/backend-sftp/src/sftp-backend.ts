@@ -677,6 +677,11 @@ export class SftpBackend implements Backend, HandleHost {
     }
   }
 
+  /** Another client changed `p` (and, with `tree`, what is below it): forget what we remember, as for our own changes. */
+  invalidate (p: string, tree: boolean): void {
+    this.touched(p, tree)
+  }
+
   /** Whole-object write: a temp file beside the target, written pipelined, attributes set, fsync'd, renamed over it. */
   async write (p: string, source: WriteSource, attrs: WriteAttrs = {}): Promise<void> {
     if (p === '/') throw this.error('EISDIR', 'write', p, MESSAGES.EISDIR)
