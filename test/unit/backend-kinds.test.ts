@@ -11,11 +11,13 @@ import { exitCodeFor } from '../../dist/errors.js'
 import s3 from '../../plugins/backend-s3/dist/index.js'
 import sftp from '../../plugins/backend-sftp/dist/index.js'
 import local from '../../plugins/backend-local/dist/index.js'
+import { API_VERSION } from '@fsx/sdk'
 
 function registry (): BackendRegistry {
   const r = new BackendRegistry()
   for (const def of [local, sftp, s3]) r.register(def)
   r.register({
+    apiVersion: API_VERSION,
     name: 'fake',
     schemes: ['fake'],
     summary: 'fails as told by its host name',
