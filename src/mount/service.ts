@@ -118,6 +118,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
 
   // Failures to reach or open the source are backend errors (exit 5), whatever the scheme.
   const backend = await createBackend(req.registry, req.source, values)
+  backend.setLog?.(req.log)
   let mounted: MountedFs | undefined
   try {
     const rootStat = await backend.stat('/').catch(err => {
