@@ -14,12 +14,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readConfig, SCALES } from './lib/config.js';
+import { BACKENDS, ENGINES, PRESETS, readConfig, SCALES } from './lib/config.js';
 import { ensureDataFile, ensureTreeTar } from './lib/fixtures.js';
 import { emergencyUnmountAll, mountsUnder } from './lib/mounts.js';
 import { killAllChildren, run } from './lib/proc.js';
-import { buildTables, footnotes, RATIO_NOTE, renderMarkdown, renderText } from './lib/report.js';
-import { runTarget } from './lib/runner.js';
+import {
+  buildTables, engineComparison, footnotes, issueTargets, loadSummary, RATIO_NOTE, renderMarkdown, renderText,
+  requestsTables,
+} from './lib/report.js';
+import { mergeRounds, runTarget } from './lib/runner.js';
 import { loadTargets } from './targets.js';
 import { workloads } from './workloads.js';
 
@@ -51,8 +54,15 @@ async function main() {
   }
   const cfg = readConfig();
   const allTargets = await loadTargets();
-  const targets = select('BENCH_TARGETS', cfg.targets, allTargets, (t) => t.name);
+  const targets = select('BENCH_TARGETS', cfg.targets, allTargets, (t) => t.name).filter((t) =>
+    (!cfg.backends || cfg.backends.includes(t.backend)) &&
+    (t.kind !== 'fsx' || !cfg.engines || cfg.engines.includes(t.engine)) &&
+    (t.kind !== 'fsx' || !cfg.presets || cfg.presets.includes(t.preset)));
   const groups = select('BENCH_WORKLOADS', cfg.workloads, workloads, (g) => g.name);
+  // A target runs the selected groups it takes: its own `groups` list, else every group not marked `only`.
+  const groupsOf = (t) => groups.filter((g) => (t.groups ? t.groups.includes(g.name) : !g.only));
+  const plan = targets.map((t) => [t, groupsOf(t)]).filter(([, gs]) => gs.length > 0);
+  if (plan.length === 0) throw new Error('nothing to run: no selected target takes any selected workload');
 
   const dropCaches = canDropCaches();
   log(`scale ${cfg.scaleName}: ${JSON.stringify(cfg.scale)}; step timeout ${cfg.stepTimeoutMs / 1000} s, ` +
@@ -71,14 +81,27 @@ async function main() {
   workDir = mkdtempSync(join(cfg.workRoot, 'fsx-bench-'));
   const machine = await machineInfo(workDir, dropCaches);
 
+  log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} on ${os.availableParallelism()} CPUs; ` +
+    `${plan.length} targets: ${plan.map(([t]) => t.name).join(', ')}`);
+  const env = { cfg, fixtures, workDir, projectRoot: PROJECT_ROOT, dropCaches, log };
   const results = [];
-  for (const target of targets) {
-    const env = { cfg, fixtures, workDir, projectRoot: PROJECT_ROOT, dropCaches, log };
-    results.push(await runTarget(target, groups, env));
+  for (const [target, gs] of plan.filter(([t]) => !t.interleave)) results.push(await runTarget(target, gs, env));
+  // Interleaved targets (the getattr table's): every one mounted, run once and unmounted per round, round after
+  // round, so a pair compared in a ratio sits side by side in time whatever the machine's other load does; each
+  // row's value is the median over the rounds.
+  const inter = plan.filter(([t]) => t.interleave);
+  const rounds = new Map(inter.map(([t]) => [t.name, []]));
+  for (let round = 1; round <= (inter.length ? cfg.scale.repeats : 0); round++) {
+    log(`interleaved targets: round ${round} of ${cfg.scale.repeats}`);
+    const once = { ...env, cfg: { ...cfg, scale: { ...cfg.scale, repeats: 1 } } };
+    for (const [target, gs] of inter) rounds.get(target.name).push(await runTarget(target, gs, once));
   }
+  for (const list of rounds.values()) results.push(mergeRounds(list));
 
   const metricDefs = groups.flatMap((g) => g.metrics);
   const tables = buildTables(results, metricDefs);
+  const goals = issueTargets(results, metricDefs);
+  const engineChecks = engineComparison(results, metricDefs);
   const notes = footnotes(results);
   const finishedAt = new Date();
   const elapsedSeconds = (Date.now() - started) / 1000;
@@ -88,7 +111,10 @@ async function main() {
   const width = process.stdout.isTTY ? process.stdout.columns : Infinity;
   let text = `\n${chalk.bold(`fsx bench — scale ${cfg.scaleName}, ${elapsedSeconds.toFixed(0)} s`)}\n${RATIO_NOTE}\n`;
   if (!dropCaches) text += '* caches could not be dropped: "cold" numbers are warm.\n';
-  for (const t of tables) text += `\n${chalk.bold(`backend: ${t.backend}`)}\n${renderText(t, chalk, width)}\n`;
+  for (const t of tables) text += `\n${chalk.bold(`table: ${t.table}`)}\n${renderText(t, chalk, width)}\n`;
+  if (goals.rows.length) text += `\n${chalk.bold('issue 9 targets (local, kernel engine, best preset)')}\n${renderText(goals, chalk, width)}\n`;
+  for (const c of engineChecks) text += `\n${c.summary}\n`;
+  text += `\nload average (1 min) during the run: ${loadSummary(results)}\n`;
   if (notes.length) text += `\n${notes.map((n) => `- ${n}`).join('\n')}\n`;
   process.stdout.write(text);
 
@@ -102,8 +128,9 @@ async function main() {
     fixtures: { dataFile: fixtures.dataFile, tree: fixtures.tree },
     workloads: groups.map((g) => ({ name: g.name, summary: g.summary, metrics: g.metrics })),
     ratioDefinition: RATIO_NOTE, targets: results, notes,
+    issueTargets: goals.rows.map((r) => r.data), engineComparison: engineChecks,
   };
-  const md = markdown(json, tables, notes);
+  const md = markdown(json, tables, notes, goals, engineChecks, requestsTables(results, metricDefs));
   writeFileSync(join(RESULTS_DIR, `${stamp}.json`), `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, `${stamp}.md`), md);
   writeFileSync(join(RESULTS_DIR, 'latest.md'), md);
@@ -162,7 +189,7 @@ async function machineInfo(dir, dropCaches) {
   };
 }
 
-function markdown(json, tables, notes) {
+function markdown(json, tables, notes, goals, engineChecks, reqTables) {
   const m = json.machine;
   const out = [
     `# fsx bench — ${json.finishedAt}`,
@@ -171,18 +198,35 @@ function markdown(json, tables, notes) {
     `Machine: ${m.nproc} CPU (${m.cpu}), ${(m.memTotalBytes / 2 ** 30).toFixed(1)} GiB, Linux ${m.kernel}, ` +
       `${m.os ?? '?'}, Node ${m.node}; work dir on ${m.workDirFs}.  `,
     `Tools: ${Object.entries(m.tools).map(([k, v]) => `${k}: ${v ?? 'missing'}`).join('; ')}.  `,
-    `fsx ${m.fsx.version}${m.fsx.commit ? ` @ ${m.fsx.commit}` : ''}.`,
+    `fsx ${m.fsx.version}${m.fsx.commit ? ` @ ${m.fsx.commit}` : ''}.  `,
+    `Load average (1 min) at each target's start → end (${m.nproc} CPUs; above ${m.nproc} other work competed ` +
+      `for the CPUs): ${loadSummary(json.targets)}.`,
     '',
     RATIO_NOTE,
     m.dropCaches ? 'Cold rows: `sync; echo 3 > /proc/sys/vm/drop_caches` first (kernel caches only).'
       : '\\* /proc/sys/vm/drop_caches was not writable: "cold" rows are warm.',
     '',
   ];
-  for (const t of tables) out.push(`## backend: ${t.backend}`, '', renderMarkdown(t), '');
+  for (const t of tables) out.push(`## ${t.table}`, '', renderMarkdown(t), '');
+  if (goals.rows.length) {
+    out.push('## Issue 9 targets (local backend, kernel engine, best preset)', '', renderMarkdown(goals), '');
+  }
+  for (const c of engineChecks) out.push(c.summary, '');
+  if (reqTables.length) {
+    out.push('## FUSE requests per operation (fsx targets)', '',
+      'FUSE requests fsx received during each step ÷ the step\'s operations (files, entries, stat calls, fio I/Os; ' +
+      'MiB for the sequential rows): the total, then the biggest opcodes; `backend` is what fsx asked its backend ' +
+      '(SFTP/S3 requests, local file system calls) per operation. From the mount\'s own stats.', '');
+    for (const t of reqTables) out.push(`### ${t.table}`, '', renderMarkdown(t), '');
+  }
   out.push('## Targets', '');
   for (const r of json.targets) {
+    const eng = r.engine?.protocol ? `; engine ${r.engine.engine} (protocol ${r.engine.protocol}` +
+      `${r.engine.passthroughOpens !== undefined ? `, ${r.engine.passthroughOpens} passthrough opens, ${r.engine.servedOpens} served` : ''})`
+      : r.engine ? `; engine ${r.engine.engine}` : '';
+    const load = `; load ${r.load.start[0].toFixed(1)} → ${r.load.end?.[0]?.toFixed(1) ?? '?'}`;
     out.push(`- **${r.name}** (${r.kind}): ${r.description}` +
-      (r.status === 'ok' ? `; ready in ${r.setupSeconds?.toFixed(2)} s` : ` — ${r.status}: ${r.error}`));
+      (r.status === 'ok' ? `; ready in ${r.setupSeconds?.toFixed(2)} s${eng}${load}` : ` — ${r.status}: ${r.error}`));
   }
   if (notes.length) out.push('', '## Notes', '', ...notes.map((n) => `- ${n}`));
   out.push('', '## Workloads', '', ...json.workloads.map((g) => `- **${g.name}**: ${g.summary}`), '');
@@ -191,7 +235,7 @@ function markdown(json, tables, notes) {
 
 function describeSizes(s) {
   return `${s.fileBytes / 2 ** 20} MiB files, ${s.smallFiles} small files, ${s.treeFiles}-file tree, ` +
-    `fio ${s.fioSeconds} s per run`;
+    `fio ${s.fioSeconds} s per run, getattr ${s.getattrSeconds} s per run, repeatable steps ×${s.repeats}`;
 }
 
 async function loadChalk() {
@@ -210,7 +254,11 @@ Environment:
   BENCH_SCALE=quick|full        sizes (default full):
 ${Object.entries(SCALES).map(([k, s]) => `                                  ${k}: ${describeSizes(s)}`).join('\n')}
   BENCH_TARGETS=a,b,...         targets: ${targets.map((t) => t.name).join(', ')}
+  BENCH_BACKENDS=a,b,...        backends: ${BACKENDS.join(', ')}
+  BENCH_ENGINES=a,b,...         fsx engines: ${ENGINES.join(', ')} (fsx targets only)
+  BENCH_PRESETS=a,b,...         fsx presets: ${PRESETS.join(', ')} (fsx targets only)
   BENCH_WORKLOADS=a,b,...       workloads: ${workloads.map((g) => g.name).join(', ')}
+  BENCH_REPEATS=N               runs of each repeatable step, median reported (quick ${SCALES.quick.repeats}, full ${SCALES.full.repeats})
   BENCH_TIMEOUT=SECONDS         per-step timeout (quick ${SCALES.quick.stepTimeoutS}, full ${SCALES.full.stepTimeoutS})
   BENCH_BUDGET=SECONDS          per-target time budget (quick ${SCALES.quick.budgetS}, full ${SCALES.full.budgetS})
   BENCH_DIR=DIR                 where sources and mountpoints are made (default ${os.tmpdir()})

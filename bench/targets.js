@@ -1,13 +1,20 @@
 // bench/targets.js — the target registry. A target is a plain definition object; target modules export
-// `targets` (an array of them) and are listed in TARGET_MODULES. To add SFTP or S3: write bench/targets/sftp.js
-// exporting `targets` (use mountFuse() from ./targets/fuse.js) and add it to the list. Targets are grouped into
-// one report table per `backend`; in each, fsx targets are compared with the `raw` and `peer` targets.
+// `targets` (an array of them) and are listed in TARGET_MODULES. A new backend: write bench/targets/<b>.js
+// exporting `targets` (use mountFuse() from ./targets/fuse.js, mountFsx() from ./targets/fsx.js) and add it to the
+// list. Targets are grouped into one report table per `table` (default: their `backend`); in each, kernel-engine
+// fsx targets are compared with the `raw` and `peer` targets and with their fuse-native twin.
 //
 // @typedef {object} Target
 // @property {string} name        unique, used in BENCH_TARGETS and as a column header
 // @property {string} [short]     column-header abbreviation for ratio columns (default: name)
 // @property {'raw'|'fsx'|'peer'} kind
 // @property {'local'|'sftp'|'s3'} backend
+// @property {string} [table]     report table it lands in (default: backend), e.g. 'local-getattr'
+// @property {string[]} [groups]  the only workload groups it runs; without it, every group not marked `only`
+// @property {boolean} [interleave]  run once per round (BENCH_REPEATS rounds) in turn with the other interleaved
+//                                 targets, after the rest; values are medians over the rounds (the getattr table)
+// @property {string} [preset]    fsx targets: the preset (BENCH_PRESETS filters on it)
+// @property {'kernel'|'fuse-native'} [engine]  fsx targets: the engine (BENCH_ENGINES filters on it)
 // @property {string} [description]
 // @property {(ctx: SetupContext) => Promise<boolean|string>} available  true, or the reason it cannot run
 // @property {(ctx: SetupContext) => Promise<Handle>} setup  throws Error(one line) when it cannot mount
@@ -24,6 +31,10 @@
 // @property {string} dir          where the workloads run
 // @property {number} [pid]        FUSE daemon pid, for peak RSS (VmHWM, read just before teardown)
 // @property {() => Promise<string[]|void>} teardown  unmounts; returns notes on anything unusual
+// @property {() => Promise<object|null>} [stats]  fsx: the mount's stats snapshot (per-op request counts…)
+// @property {object} [engine]     fsx: what the mount reports of its engine (lib/fsxstats.js engineInfo)
+
+import { ENGINES } from './lib/config.js';
 
 const TARGET_MODULES = ['./targets/local.js', './targets/sftp.js', './targets/s3.js'];
 
@@ -43,7 +54,8 @@ export async function loadTargets() {
       if (typeof t.available !== 'function' || typeof t.setup !== 'function') {
         throw new Error(`${where}: available() and setup() are required`);
       }
-      all.push({ short: t.name, ...t });
+      if (t.kind === 'fsx' && !ENGINES.includes(t.engine)) throw new Error(`${where}: engine must be one of ${ENGINES}`);
+      all.push({ short: t.name, table: t.backend, ...t });
     }
   }
   return all;

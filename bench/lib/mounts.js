@@ -97,6 +97,33 @@ export function peakRssKiB(pid) {
   }
 }
 
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ: 100 on every Linux architecture). */
+const USER_HZ = 100;
+
+/**
+ * CPU time and context switches of process `pid` so far, all threads together: { cpuSeconds, ctxSwitches }, or
+ * null when it cannot be read. cpuSeconds is user + system time (10 ms resolution); ctxSwitches sums voluntary and
+ * involuntary switches over /proc/<pid>/task/* (each one a thread going to sleep or being preempted).
+ */
+export function processUsage(pid) {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuSeconds = (Number(f[11]) + Number(f[12])) / USER_HZ; // fields 14 and 15: utime, stime
+    let ctxSwitches = 0;
+    for (const tid of safeReaddir(`/proc/${pid}/task`)) {
+      try {
+        const st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+        for (const m of st.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) ctxSwitches += Number(m[1]);
+      } catch { /* thread gone */ }
+    }
+    return { cpuSeconds, ctxSwitches };
+  } catch {
+    return null;
+  }
+}
+
 /** True while process `pid` exists (and is not a zombie). */
 export function alive(pid) {
   if (!pid) return false;

@@ -1,60 +1,15 @@
-// bench/targets/local.js — targets for the local backend: the raw directory, fsx with each preset, and the peers
-// bindfs and rclone mounting the same kind of local directory.
+// bench/targets/local.js — targets for the local backend: the raw directory, fsx with each preset and each
+// engine, and the peers bindfs and rclone mounting the same kind of local directory. Plus the `getattr` table's
+// targets: fsx (each preset, each engine) and bindfs mounted with the kernel's attribute cache off, for the
+// uncached-getattr micro-benchmark only (see the `getattr` group in workloads.js).
 
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { ENGINE_SHORT, ENGINE_SUFFIX, PRESET_SHORT, fsxAvailable, fsxEnv, fsxMatrix, mountFsx } from './fsx.js';
+import { ENGINES, PRESETS } from '../lib/config.js';
 import { mountFuse, onPath } from './fuse.js';
 
-/** fsx presets benchmarked, with the short name used in ratio column headers. */
-const FSX_PRESETS = [
-  ['balanced', 'bal'],
-  ['high-performance', 'hp'],
-  ['safe', 'safe'],
-];
-
-/** The fsx CLI as [cmd, ...leading args]: BENCH_FSX_BIN or the project's bin/run.js; .js files run under node. */
-function fsxCli(ctx) {
-  const bin = ctx.cfg?.fsxBin ? resolve(ctx.cfg.fsxBin) : join(ctx.projectRoot, 'bin', 'run.js');
-  return { bin, argv: /\.[cm]?js$/.test(bin) ? [process.execPath, bin] : [bin] };
-}
-
-/**
- * The environment for fsx commands: ours without FSX_* settings, with XDG config/state/cache homes in the target's
- * scratch dir, so neither the user's config file nor their environment changes what a preset means.
- */
-function hermeticEnv(ctx) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FSX_')));
-  for (const [k, d] of [['XDG_CONFIG_HOME', 'config'], ['XDG_STATE_HOME', 'state'], ['XDG_CACHE_HOME', 'cache']]) {
-    env[k] = join(ctx.tmpDir, 'xdg', d);
-  }
-  return env;
-}
-
-function fsxTarget([preset, short]) {
-  return {
-    name: `fsx-${preset}`,
-    short,
-    kind: 'fsx',
-    backend: 'local',
-    description: `fsx mount SRC MNT --preset ${preset} --daemon`,
-    async available(ctx) {
-      const { bin } = fsxCli(ctx);
-      return existsSync(bin) || `${bin} does not exist (yet)`;
-    },
-    setup(ctx) {
-      const [cmd, ...pre] = fsxCli(ctx).argv;
-      return mountFuse(ctx, {
-        cmd,
-        args: [...pre, 'mount', ctx.srcDir, ctx.mntDir, '--preset', preset, '--daemon'],
-        cwd: ctx.projectRoot,
-        env: hermeticEnv(ctx),
-        pidWord: 'mount',
-        label: 'fsx mount',
-        unmountCmd: [cmd, ...pre, 'unmount', ctx.mntDir],
-      });
-    },
-  };
-}
+/** The getattr micro-benchmark's mount flags: attributes expire at once, names stay cached (see workloads.js). */
+const ATTR_TTL_0 = ['--attr-ttl', '0'];
 
 /** @type {import('../targets.js').Target[]} */
 export const targets = [
@@ -71,7 +26,14 @@ export const targets = [
       return { dir: ctx.srcDir, async teardown() {} };
     },
   },
-  ...FSX_PRESETS.map(fsxTarget),
+  ...fsxMatrix({
+    backend: 'local',
+    make: (preset, engine) => ({
+      description: `fsx mount SRC MNT --preset ${preset} --engine ${engine} --daemon`,
+      available: fsxAvailable(),
+      setup: (ctx) => mountFsx(ctx, { source: ctx.srcDir, preset, engine, env: fsxEnv(ctx) }),
+    }),
+  }),
   {
     name: 'bindfs',
     short: 'bindfs',
@@ -97,5 +59,32 @@ export const targets = [
       ],
       pidWord: 'mount',
     }),
+  },
+  // The getattr table: the same mounts with attributes never cached by the kernel, running only that group.
+  ...PRESETS.flatMap((preset) => ENGINES.map((engine) => ({
+    name: `getattr-fsx-${preset}${ENGINE_SUFFIX[engine]}`,
+    short: `${PRESET_SHORT[preset]}${ENGINE_SHORT[engine]}`,
+    kind: 'fsx',
+    backend: 'local',
+    table: 'local-getattr',
+    groups: ['getattr'],
+    interleave: true,
+    preset,
+    engine,
+    description: `fsx mount SRC MNT --preset ${preset} --engine ${engine} --attr-ttl 0 --daemon`,
+    available: fsxAvailable(),
+    setup: (ctx) => mountFsx(ctx, { source: ctx.srcDir, preset, engine, env: fsxEnv(ctx), extraArgs: ATTR_TTL_0 }),
+  }))),
+  {
+    name: 'getattr-bindfs',
+    short: 'bindfs',
+    kind: 'peer',
+    backend: 'local',
+    table: 'local-getattr',
+    groups: ['getattr'],
+    interleave: true,
+    description: 'bindfs -o attr_timeout=0 SRC MNT (libfuse 2 in C: what a native daemon does)',
+    available: () => onPath('bindfs'),
+    setup: (ctx) => mountFuse(ctx, { cmd: 'bindfs', args: ['-o', 'attr_timeout=0', ctx.srcDir, ctx.mntDir] }),
   },
 ];

@@ -1,31 +1,22 @@
-// bench/targets-s3.js — targets for the S3 backend: fsx with each preset, and the peers s3fs and rclone's s3 mount,
-// each against its own fresh S3-compatible server (s3rver, patched by patches/s3rver+3.7.1.patch, a child process on
-// 127.0.0.1) with the same settings, so every target starts from an empty bucket on an identical server.
-//
-// Register it by adding './targets-s3.js' to TARGET_MODULES in bench/targets.js. Then e.g.
-//   BENCH_TARGETS=fsx-s3-balanced,fsx-s3-high-performance,fsx-s3-safe,s3fs,rclone-s3 node bench/run.js
+// bench/targets/s3.js — targets for the S3 backend: fsx with each preset and engine, and the peers s3fs and rclone's
+// s3 mount, each against its own fresh S3-compatible server (s3rver, patched by patches/s3rver+3.7.1.patch, a child
+// process on 127.0.0.1) with the same settings, so every target starts from an empty bucket on an identical server.
+// E.g. BENCH_BACKENDS=s3 BENCH_PRESETS=balanced node bench/run.js
 //
 // NB: s3rver is a single Node process writing to the local disk: it is the ceiling of every S3 target here, and far
 // from AWS's latency and parallelism. The table compares the clients on equal terms, not S3 itself.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fsxAvailable, fsxEnv, fsxMatrix, mountFsx } from './fsx.js';
 import { mountFuse, onPath } from './fuse.js';
 
 const BUCKET = 'fsx-bench';
 const ACCESS_KEY = 'S3RVER';
 const SECRET_KEY = 'S3RVER';
 const REGION = 'us-east-1';
-
-/** fsx presets benchmarked, with the short name used in ratio column headers. */
-const FSX_PRESETS = [
-  ['balanced', 'bal'],
-  ['high-performance', 'hp'],
-  ['safe', 'safe'],
-];
 
 /** Servers still running, killed on exit whatever happens. */
 const servers = new Set();
@@ -112,53 +103,31 @@ function hermeticEnv(ctx) {
   return env;
 }
 
-/** The fsx CLI as [cmd, ...leading args]: BENCH_FSX_BIN or the project's bin/run.js; .js files run under node. */
-function fsxCli(ctx) {
-  const bin = ctx.cfg?.fsxBin ? resolve(ctx.cfg.fsxBin) : join(ctx.projectRoot, 'bin', 'run.js');
-  return { bin, argv: /\.[cm]?js$/.test(bin) ? [process.execPath, bin] : [bin] };
-}
-
 function serverAvailable(ctx) {
   return s3rverModule(ctx.projectRoot) ? true : 's3rver is not installed (npm ci)';
 }
 
-function fsxTarget([preset, short]) {
-  return {
-    name: `fsx-s3-${preset}`,
-    short,
-    kind: 'fsx',
-    backend: 's3',
-    description: `fsx mount s3://${BUCKET} MNT --preset ${preset} --daemon (FSX_S3_ENDPOINT=s3rver)`,
-    async available(ctx) {
-      const { bin } = fsxCli(ctx);
-      if (!existsSync(bin)) return `${bin} does not exist (yet)`;
-      return serverAvailable(ctx);
-    },
-    setup: (ctx) => withServer(ctx, (server) => {
-      const [cmd, ...pre] = fsxCli(ctx).argv;
-      const env = {
-        ...hermeticEnv(ctx),
-        FSX_S3_ENDPOINT: server.endpoint,
-        AWS_ACCESS_KEY_ID: ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY: SECRET_KEY,
-        AWS_REGION: REGION,
-      };
-      return mountFuse(ctx, {
-        cmd,
-        args: [...pre, 'mount', `s3://${BUCKET}`, ctx.mntDir, '--preset', preset, '--daemon'],
-        cwd: ctx.projectRoot,
-        env,
-        pidWord: 'mount',
-        label: 'fsx mount',
-        unmountCmd: [cmd, ...pre, 'unmount', ctx.mntDir],
-      });
-    }),
-  };
-}
-
 /** @type {import('../targets.js').Target[]} */
 export const targets = [
-  ...FSX_PRESETS.map(fsxTarget),
+  ...fsxMatrix({
+    backend: 's3',
+    prefix: 's3-',
+    make: (preset, engine) => ({
+      description: `fsx mount s3://${BUCKET} MNT --preset ${preset} --engine ${engine} --daemon (FSX_S3_ENDPOINT=s3rver)`,
+      available: fsxAvailable(serverAvailable),
+      setup: (ctx) => withServer(ctx, (server) => mountFsx(ctx, {
+        source: `s3://${BUCKET}`,
+        preset,
+        engine,
+        env: fsxEnv(ctx, {
+          FSX_S3_ENDPOINT: server.endpoint,
+          AWS_ACCESS_KEY_ID: ACCESS_KEY,
+          AWS_SECRET_ACCESS_KEY: SECRET_KEY,
+          AWS_REGION: REGION,
+        }, /^(FSX|AWS|RCLONE)_/),
+      })),
+    }),
+  }),
   {
     name: 's3fs',
     short: 's3fs',

@@ -1,28 +1,21 @@
-// bench/targets-sftp.js — targets for the SFTP backend: fsx over SFTP with each preset, and the peers sshfs and
-// rclone's sftp mount, all against the same kind of server: a throwaway OpenSSH sshd on 127.0.0.1 (its own config,
-// host key and user key, root login with that key only, internal-sftp) serving the target's source directory.
-// `raw` is that directory itself (no SSH, no FUSE): the ceiling.
+// bench/targets/sftp.js — targets for the SFTP backend: fsx over SFTP with each preset and engine, and the peers
+// sshfs and rclone's sftp mount, all against the same kind of server: a throwaway OpenSSH sshd on 127.0.0.1 (its
+// own config, host key and user key, root login with that key only, internal-sftp) serving the target's source
+// directory. `sftp-raw` is that directory itself (no SSH, no FUSE): the ceiling.
 //
-// Register it by adding './targets-sftp.js' to TARGET_MODULES in bench/targets.js; the targets then land in the
-// report's `sftp` table. Each target starts its own sshd in setup() and stops it in teardown (after the unmount),
-// so no target sees another's connections. Needs /usr/sbin/sshd and ssh-keygen (Debian openssh-server); the peers
+// The targets land in the report's `sftp` table. Each target starts its own sshd in setup() and stops it in
+// teardown (after the unmount), so no target sees another's connections. Needs /usr/sbin/sshd and ssh-keygen (Debian openssh-server); the peers
 // need sshfs and rclone on PATH (a missing one is reported as not run).
 
 import { spawn, execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { fsxAvailable, fsxEnv, fsxMatrix, mountFsx } from './fsx.js';
 import { mountFuse, onPath } from './fuse.js';
 
 const SSHD = '/usr/sbin/sshd';
-
-/** fsx presets benchmarked over SFTP, with the short name used in ratio column headers. */
-const FSX_PRESETS = [
-  ['balanced', 'bal'],
-  ['high-performance', 'hp'],
-  ['safe', 'safe'],
-];
 
 function exec(cmd, args) {
   return new Promise((ok, fail) => {
@@ -154,48 +147,9 @@ async function withSshd(ctx, mount) {
   };
 }
 
-/** The fsx CLI as [cmd, ...leading args]: BENCH_FSX_BIN or the project's bin/run.js; .js files run under node. */
-function fsxCli(ctx) {
-  const bin = ctx.cfg?.fsxBin ? resolve(ctx.cfg.fsxBin) : join(ctx.projectRoot, 'bin', 'run.js');
-  return { bin, argv: /\.[cm]?js$/.test(bin) ? [process.execPath, bin] : [bin] };
-}
-
-/** Our environment without FSX_* and with private XDG homes, plus the SFTP key and known_hosts. */
-function fsxEnv(ctx, sshd) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FSX_')));
-  for (const [k, d] of [['XDG_CONFIG_HOME', 'config'], ['XDG_STATE_HOME', 'state'], ['XDG_CACHE_HOME', 'cache']]) {
-    env[k] = join(ctx.tmpDir, 'xdg', d);
-  }
-  env.FSX_SFTP_KEY = sshd.key;
-  env.FSX_SFTP_KNOWN_HOSTS = sshd.knownHosts;
-  return env;
-}
-
-function fsxTarget([preset, short]) {
-  return {
-    name: `fsx-sftp-${preset}`,
-    short: `s-${short}`,
-    kind: 'fsx',
-    backend: 'sftp',
-    description: `fsx mount sftp://root@127.0.0.1:PORT/SRC MNT --preset ${preset} --daemon`,
-    async available(ctx) {
-      const { bin } = fsxCli(ctx);
-      if (!existsSync(bin)) return `${bin} does not exist (yet)`;
-      return sshdAvailable();
-    },
-    setup: (ctx) => withSshd(ctx, (sshd) => {
-      const [cmd, ...pre] = fsxCli(ctx).argv;
-      return mountFuse(ctx, {
-        cmd,
-        args: [...pre, 'mount', `sftp://root@127.0.0.1:${sshd.port}${ctx.srcDir}`, ctx.mntDir, '--preset', preset, '--daemon'],
-        cwd: ctx.projectRoot,
-        env: fsxEnv(ctx, sshd),
-        pidWord: 'mount',
-        label: 'fsx mount',
-        unmountCmd: [cmd, ...pre, 'unmount', ctx.mntDir],
-      });
-    }),
-  };
+/** The environment of fsx over SFTP: fsxEnv() plus the key and known_hosts of this target's sshd. */
+function sftpEnv(ctx, sshd) {
+  return fsxEnv(ctx, { FSX_SFTP_KEY: sshd.key, FSX_SFTP_KNOWN_HOSTS: sshd.knownHosts });
 }
 
 /** @type {import('../targets.js').Target[]} */
@@ -213,7 +167,18 @@ export const targets = [
       return { dir: ctx.srcDir, async teardown() {} };
     },
   },
-  ...FSX_PRESETS.map(fsxTarget),
+  ...fsxMatrix({
+    backend: 'sftp',
+    prefix: 'sftp-',
+    shortPrefix: 's-',
+    make: (preset, engine) => ({
+      description: `fsx mount sftp://root@127.0.0.1:PORT/SRC MNT --preset ${preset} --engine ${engine} --daemon`,
+      available: fsxAvailable(sshdAvailable),
+      setup: (ctx) => withSshd(ctx, (sshd) => mountFsx(ctx, {
+        source: `sftp://root@127.0.0.1:${sshd.port}${ctx.srcDir}`, preset, engine, env: sftpEnv(ctx, sshd),
+      })),
+    }),
+  }),
   {
     name: 'sshfs',
     short: 'sshfs',

@@ -61,7 +61,7 @@ export default class Mount extends FsxCommand {
 
     const log = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`) }
     const running = await startMount({ source, mountpoint, resolved, registry, log, logFile: flags['log-file'], metricsAddr: flags['metrics-addr'] })
-    log(`mounted ${running.backend.description} on ${mountpoint} (preset ${resolved.preset.name}, pid ${process.pid})`)
+    log(`mounted ${running.backend.description} on ${mountpoint} (preset ${resolved.preset.name}, ${running.engine} engine, pid ${process.pid})`)
     if (process.send) {
       process.send({ type: 'ready' })
       process.disconnect?.()

@@ -76,6 +76,11 @@ function table (rows: string[][]): string {
 export function render (s: MountSnapshot): string {
   const out: string[] = []
   out.push(`${chalk.bold(s.mountpoint)}  ${s.source}  ${chalk.dim(`preset ${s.preset} · pid ${s.pid} · up ${uptime(s.uptimeS)} · ${s.openFiles} open`)}`)
+  const e = s.engine as { engine?: string, protocol?: string, passthroughOpens?: number, servedOpens?: number, passthroughOff?: string } | undefined
+  if (e?.engine === 'kernel') {
+    out.push(`  engine: kernel, protocol ${e.protocol ?? '?'}, ${e.passthroughOpens ?? 0} opens passed through (reads and writes go to the host file without fsx), ${e.servedOpens ?? 0} served` +
+      (e.passthroughOff ? chalk.dim(` · passthrough off: ${e.passthroughOff}`) : ''))
+  } else if (e?.engine) out.push(`  engine: ${e.engine}`)
   const ops = Object.entries(s.ops)
   out.push(ops.length === 0
     ? chalk.dim('  no operations yet')

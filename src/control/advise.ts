@@ -71,7 +71,8 @@ export function adviseFromStats (s: MountSnapshot, current: Record<string, unkno
   const op = (name: string): number => s.ops[name]?.count ?? 0
   const total = Object.values(s.ops).reduce((a, o) => a + o.count, 0)
   const attrTtl = Number(current.attrTtl ?? 0)
-  const getattr = op('getattr')
+  // Name lookups are LOOKUP requests with the kernel engine, getattr ones with fuse-native: count both.
+  const getattr = op('getattr') + op('lookup')
   if (total >= 100 && getattr / total > 0.4 && attrTtl < 10_000) {
     out.push({ key: 'attrTtl', value: `${Math.min(60, Math.max(10, (attrTtl / 1000) * 4))}s`, reason: `getattr is ${(100 * getattr / total).toFixed(0)}% of all operations under a ${attrTtl / 1000}s attribute TTL: the kernel asks again too soon` })
   }
@@ -79,7 +80,7 @@ export function adviseFromStats (s: MountSnapshot, current: Record<string, unkno
   if (attr && attr.hits + attr.misses >= 100 && attr.hitRate < 0.5 && attrTtl < 10_000) {
     out.push({ key: 'attrTtl', value: '10s', reason: `attribute cache hit rate ${(100 * attr.hitRate).toFixed(0)}% under a short TTL` })
   }
-  const lookupMisses = s.ops.getattr?.errors ?? 0
+  const lookupMisses = (s.ops.getattr?.errors ?? 0) + (s.ops.lookup?.errors ?? 0)
   if (getattr >= 100 && lookupMisses / getattr > 0.3 && Number(current.negativeTtl ?? 0) < 1000) {
     out.push({ key: 'negativeTtl', value: '5s', reason: `${(100 * lookupMisses / getattr).toFixed(0)}% of lookups are for names that do not exist (builds, interpreters): let the kernel remember misses` })
   }

@@ -34,6 +34,8 @@ export interface MountRequest {
 
 export interface RunningMount {
   mountpoint: string
+  /** The FUSE engine serving it ("kernel", "fuse-native"). */
+  engine: string
   backend: Backend
   vfs: Vfs
   metrics: MountMetrics
@@ -227,6 +229,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
 
     return {
       mountpoint,
+      engine: engine.name,
       backend,
       vfs,
       metrics,

@@ -13,10 +13,12 @@ import { forceUnmount, fuseAvailable, isMounted, mountFsx, run, sh, tempDir } fr
 import { exercise } from '../helpers/exerciser.js'
 import { bytes } from '../helpers/conformance.js'
 import { startS3Server } from '../helpers/s3-server.js'
+import { testSeeds } from '../helpers/timing.js'
 
 const MiB = 1024 * 1024
-const seed = process.env.FSX_SEED ? Number(process.env.FSX_SEED) : Math.floor(Math.random() * 2 ** 31)
-const EXERCISER_OPS = Number(process.env.FSX_S3_EXERCISER_OPS ?? 3000)
+/** Fixed seeds plus one random seed, printed as a comment (FSX_TEST_SEED=N replays it). */
+const SEEDS = testSeeds([1, 4242], line => t.comment(line))
+const EXERCISER_OPS = Number(process.env.FSX_S3_EXERCISER_OPS ?? 1000)
 
 const s3 = fuseAvailable(t) ? await startS3Server(t) : undefined
 if (s3 !== undefined) {
@@ -184,11 +186,13 @@ if (s3 !== undefined) {
     t.equal(await m.stop(), 0)
   })
 
-  t.test(`${EXERCISER_OPS} random operations through an S3 mount match the model (seed=${seed})`, async t => {
-    const m = await mountS3(t, 'exerciser', ['--preset', 'balanced'])
-    const report = await exercise({ root: m.mountpoint, seed, ops: EXERCISER_OPS, opTimeoutMs: 60_000 })
-    t.equal(report.ops, EXERCISER_OPS)
-    t.ok(report.bytesWritten > 0 && report.bytesRead > 0)
-    t.equal(await m.stop(), 0)
-  })
+  for (const seed of SEEDS) {
+    t.test(`${EXERCISER_OPS} random operations through an S3 mount match the model (seed=${seed})`, async t => {
+      const m = await mountS3(t, `exerciser-${seed}`, ['--preset', 'balanced'])
+      const report = await exercise({ root: m.mountpoint, seed, ops: EXERCISER_OPS, opTimeoutMs: 60_000 })
+      t.equal(report.ops, EXERCISER_OPS)
+      t.ok(report.bytesWritten > 0 && report.bytesRead > 0)
+      t.equal(await m.stop(), 0)
+    })
+  }
 }

@@ -29,7 +29,7 @@ async function snapshot (dir: string, rel = ''): Promise<Map<string, string | Bu
 if (fuseAvailable(t) && sshdAvailable(t)) {
   const sshd = await startSshd(t)
   const blob = randomBytes(3 * 1024 * 1024 + 17)
-  const src = path.join(await tempDir('fsx-src-'), 'blob.bin')
+  const src = path.join(await tempDir(t, 'fsx-src-'), 'blob.bin')
   await writeFile(src, blob)
 
   for (const preset of ['balanced', 'high-performance', 'safe']) {

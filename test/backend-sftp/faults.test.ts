@@ -2,7 +2,8 @@
  * Faults against a real OpenSSH sshd: connections dropped, the server killed mid-read and mid-write and restarted,
  * a link that stops answering (sessions SIGSTOPped), the server down for longer than the deadline. The application
  * must see success or an errno within the deadline, never a hang; open files keep working after a reconnect, and
- * data written after it is intact on the server. Deadlines are short here (sftpTimeout 2s, keepalive 500ms).
+ * data written after it is intact on the server. Deadlines are short here (sftpTimeout 2s, keepalive 500ms, both
+ * scaled by FSX_TEST_TIME_FACTOR like the bounds checked against them).
  */
 import t from 'tap'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -12,18 +13,19 @@ import { sftpBackend, type SftpBackend } from '../../plugins/backend-sftp/dist/i
 import { fsxError } from '../../dist/errors.js'
 import { startSshd, sshdAvailable, type Sshd } from '../helpers/sshd.js'
 import { fuseAvailable, mountFsx, run, sh, tempDir } from '../helpers/mount.js'
-import { waitUntil } from '../helpers/timing.js'
+import { scaled, waitUntil } from '../helpers/timing.js'
 
 const kit = { fsxError }
-const TIMEOUT_MS = 2000
+const TIMEOUT_MS = scaled(2000)
+const KEEPALIVE_MS = scaled(500)
 /** Longest an operation may take: a wait for a connection plus one request, each bounded by the deadline. */
-const BOUND_MS = 2 * TIMEOUT_MS + 1500
+const BOUND_MS = 2 * TIMEOUT_MS + scaled(1500)
 const flags = { read: true, write: true, create: true, exclusive: false, truncate: false, append: false }
 
 async function backendFor (sshd: Sshd, dir = ''): Promise<SftpBackend> {
   const raw = sshd.url + dir
   return await sftpBackend.create({ scheme: 'sftp', raw, url: new URL(raw) }, {
-    sftpKey: sshd.userKey, sftpKnownHosts: sshd.knownHosts, sftpTimeout: TIMEOUT_MS, sftpKeepalive: 500, sftpConnections: 2
+    sftpKey: sshd.userKey, sftpKnownHosts: sshd.knownHosts, sftpTimeout: TIMEOUT_MS, sftpKeepalive: KEEPALIVE_MS, sftpConnections: 2
   }, kit) as SftpBackend
 }
 
@@ -134,8 +136,9 @@ if (sshdAvailable(t)) {
     await b.stat('/')
     const before = b.counters().reconnects
     await sshd.freezeConnections(true)
-    await sleep(3000)
-    t.ok(b.counters().reconnects > before, 'the pool replaced the silent connections by itself')
+    const replaced = await waitUntil(() => b.counters().reconnects > before, { timeoutMs: 3000, what: 'the pool to reconnect' })
+      .then(() => true, () => false)
+    t.ok(replaced, 'the pool replaced the silent connections by itself')
     await sshd.freezeConnections(false)
     t.equal((await b.stat('/')).kind, 'dir')
   })
@@ -160,10 +163,11 @@ if (sshdAvailable(t)) {
       const big = randomBytes(32 * 1024 * 1024)
       await writeFile(path.join(sshd.dataDir, 'mnt-big.bin'), big)
       const m = await mountFsx(t, sshd.url, ['--preset', 'balanced'], {
-        env: { ...sshd.env, FSX_SFTP_TIMEOUT: String(TIMEOUT_MS / 1000), FSX_SFTP_KEEPALIVE: '500ms' }
+        env: { ...sshd.env, FSX_SFTP_TIMEOUT: `${TIMEOUT_MS}ms`, FSX_SFTP_KEEPALIVE: `${KEEPALIVE_MS}ms` }
       })
       const mnt = m.mountpoint
-      const reader = run('bash', ['-c', `cat ${mnt}/mnt-big.bin | cksum`], { timeoutMs: 60_000 })
+      // pipefail: a cat that fails must fail the pipeline, not hide behind cksum's success.
+      const reader = run('bash', ['-c', `set -o pipefail; cat ${mnt}/mnt-big.bin | cksum`], { timeoutMs: 60_000 })
       const writer = run('dd', ['if=/dev/urandom', `of=${mnt}/mnt-write.bin`, 'bs=1M', 'count=32', 'conv=fsync', 'status=none'], { timeoutMs: 60_000 })
       await sleep(100)
       const start = Date.now()
@@ -171,8 +175,12 @@ if (sshdAvailable(t)) {
       await sleep(500)
       await sshd.start()
       const [r, w] = await Promise.all([reader, writer])
-      t.ok(Date.now() - start < 30_000, `both finished ${Date.now() - start} ms after the kill`)
+      t.ok(Date.now() - start < scaled(30_000), `both finished ${Date.now() - start} ms after the kill`)
       t.ok(r.code === 0 || /Input\/output error|timed out/i.test(r.stderr), `the reader got success or an errno: ${r.code} ${r.stderr.trim()}`)
+      if (r.code === 0) {
+        const want = await run('bash', ['-c', `cksum < ${path.join(sshd.dataDir, 'mnt-big.bin')}`])
+        t.equal(r.stdout.split(' ').slice(0, 2).join(' '), want.stdout.split(' ').slice(0, 2).join(' '), 'a reader that succeeded got the right bytes')
+      }
       t.ok(w.code === 0 || /Input\/output error|timed out/i.test(w.stderr), `the writer got success or an errno: ${w.code} ${w.stderr.trim()}`)
       // fsx may have found the server failing (what it has cached answers, the rest is EIO at once) until a
       // background probe notices it is back: a lookup of a missing name says ENOENT, an answer of the server, then.

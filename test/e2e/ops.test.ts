@@ -17,7 +17,7 @@ async function stats (mnt: string, env: Record<string, string>): Promise<any> {
 
 if (fuseAvailable(t)) {
   t.test('warm, then read: zero backend reads; invalidate drops the caches; flush drains write-back', async t => {
-    const home = await tempDir('fsx-ops-')
+    const home = await tempDir(t, 'fsx-ops-')
     const env = {
       XDG_DATA_HOME: path.join(home, 'data'), XDG_CACHE_HOME: path.join(home, 'cache'), XDG_CONFIG_HOME: path.join(home, 'config'),
       FSX_RUNTIME_DIR: path.join(home, 'run')
@@ -71,7 +71,7 @@ if (fuseAvailable(t)) {
   })
 
   t.test('warm --pin keeps a file cached while other reads overflow the cache; --unpin releases it', async t => {
-    const home = await tempDir('fsx-pin-')
+    const home = await tempDir(t, 'fsx-pin-')
     const env = {
       XDG_DATA_HOME: path.join(home, 'data'), XDG_CACHE_HOME: path.join(home, 'cache'), XDG_CONFIG_HOME: path.join(home, 'config'),
       FSX_RUNTIME_DIR: path.join(home, 'run'),
@@ -111,8 +111,8 @@ if (fuseAvailable(t)) {
   })
 
   t.test('warm --pin on a local mount says there is no data cache to pin in', async t => {
-    const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
-    const data = await tempDir('fsx-pin-local-')
+    const env = { FSX_RUNTIME_DIR: await tempDir(t, 'fsx-run-') }
+    const data = await tempDir(t, 'fsx-pin-local-')
     await writeFile(path.join(data, 'f'), 'x')
     const m = await mountFsx(t, data, [], { env })
     const r = await fsx(['warm', m.mountpoint, path.join(m.mountpoint, 'f'), '--pin'], { env })
@@ -122,7 +122,7 @@ if (fuseAvailable(t)) {
   })
 
   t.test('warm of a path that is not an fsx mount is one line', async t => {
-    const r = await fsx(['warm', await tempDir(), 'x'], { env: { FSX_RUNTIME_DIR: await tempDir('fsx-run-') } })
+    const r = await fsx(['warm', await tempDir(t), 'x'], { env: { FSX_RUNTIME_DIR: await tempDir(t, 'fsx-run-') } })
     t.equal(r.code, 1)
     t.match(r.stderr, /is not an fsx mount/)
   })

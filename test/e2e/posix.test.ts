@@ -9,14 +9,14 @@ import { errnoProbe, fuseAvailable, mountFsx, run, sh, tempDir } from '../helper
 if (fuseAvailable(t)) {
   for (const preset of ['balanced', 'high-performance', 'safe']) {
     t.test(`local backend under the ${preset} preset`, async t => {
-      const data = await tempDir('fsx-data-')
-      const outside = await tempDir('fsx-outside-')
+      const data = await tempDir(t, 'fsx-data-')
+      const outside = await tempDir(t, 'fsx-outside-')
       await writeFile(path.join(outside, 'secret'), 'outside')
       // xattrs are off in balanced and high-performance (ls -l then asks nothing per file): turned on to test them.
       const m = await mountFsx(t, data, ['--preset', preset, '--xattrs'])
       const mnt = m.mountpoint
       const blob = randomBytes(3 * 1024 * 1024 + 17)
-      const src = path.join(await tempDir('fsx-src-'), 'blob.bin')
+      const src = path.join(await tempDir(t, 'fsx-src-'), 'blob.bin')
       await writeFile(src, blob)
 
       await t.test('cp, ls, mv, ln -s and rm through the mount match the backing directory byte for byte', async t => {

@@ -16,6 +16,7 @@ import { fsx } from '../helpers/mount.js'
 import { startSshd, sshdAvailable } from '../helpers/sshd.js'
 import { startS3Server } from '../helpers/s3-server.js'
 import { startDelayProxy } from '../helpers/delay-proxy.js'
+import { scaled } from '../helpers/timing.js'
 
 /** Added to each direction: SFTP round trips take ≥ 6 ms, S3 round trips ≥ 30 ms. */
 const SFTP_DELAY_MS = 3
@@ -76,7 +77,7 @@ if (sshdAvailable(t)) {
       }
 
       const { local: l, sftp, s3: obj } = results
-      t.ok(l.probe.rttMs < 1, `a local directory answers in under 1 ms (${l.probe.rttMs.toFixed(3)} ms)`)
+      t.ok(l.probe.rttMs < scaled(1), `a local directory answers in under ${scaled(1)} ms (${l.probe.rttMs.toFixed(3)} ms)`)
       t.ok(sftp.probe.rttMs >= 2 * SFTP_DELAY_MS, `SFTP round trips include the link's ${2 * SFTP_DELAY_MS} ms (${sftp.probe.rttMs.toFixed(2)} ms)`)
       t.ok(obj.probe.rttMs >= 2 * S3_DELAY_MS, `S3 round trips include the link's ${2 * S3_DELAY_MS} ms (${obj.probe.rttMs.toFixed(2)} ms)`)
       t.ok(obj.probe.listMs >= 2 * S3_DELAY_MS, `an S3 listing is at least one round trip (${obj.probe.listMs.toFixed(2)} ms)`)
@@ -87,10 +88,22 @@ if (sshdAvailable(t)) {
       const keys = (await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket }))).Contents?.map(o => o.Key)
       t.same(keys, ['probe/big.bin'], 'the bucket is unchanged')
 
+      // The three fall in the rule's three round-trip bands (< 1 ms, 1–20 ms, ≥ 20 ms) unless the machine is so
+      // loaded that the fastest local round trip took a millisecond or a 6 ms link took 20: then the bands, not fsx,
+      // decide, and the check is reported as skipped (the recommendations are still the rule applied, as checked).
+      const band = (ms: number): number => ms < 1 ? 0 : ms < 20 ? 1 : 2
+      const bands = [band(l.probe.rttMs), band(sftp.probe.rttMs), band(obj.probe.rttMs)]
       const what = (r: Probed): unknown => ({ preset: r.recommendation.preset, settings: r.recommendation.settings })
-      t.notSame(what(l), what(sftp), 'local and SFTP get different recommendations')
-      t.notSame(what(sftp), what(obj), 'SFTP and S3 get different recommendations')
-      t.notSame(what(l), what(obj), 'local and S3 get different recommendations')
+      if (bands.join() === '0,1,2') {
+        t.notSame(what(l), what(sftp), 'local and SFTP get different recommendations')
+        t.notSame(what(sftp), what(obj), 'SFTP and S3 get different recommendations')
+        t.notSame(what(l), what(obj), 'local and S3 get different recommendations')
+      } else {
+        t.pass('three different recommendations', {
+          skip: `not checked: the loaded machine measured round trips of ${l.probe.rttMs.toFixed(2)}, ${sftp.probe.rttMs.toFixed(2)} ` +
+            `and ${obj.probe.rttMs.toFixed(2)} ms, outside the bands < 1, 1–20 and ≥ 20 ms`
+        })
+      }
     })
   }
 }

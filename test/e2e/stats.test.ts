@@ -12,10 +12,11 @@ async function statsOf (mnt: string, env: Record<string, string>): Promise<any> 
 
 if (fuseAvailable(t)) {
   t.test('stats count what the application did, and Prometheus shows the same', async t => {
-    const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
-    const data = await tempDir('fsx-data-')
+    const env = { FSX_RUNTIME_DIR: await tempDir(t, 'fsx-run-') }
+    const data = await tempDir(t, 'fsx-data-')
     await writeFile(path.join(data, 'f.bin'), Buffer.alloc(4096, 7))
-    const m = await mountFsx(t, data, ['--preset', 'safe', '--metrics-addr', '127.0.0.1:0'], { env })
+    // Passthrough would hand the reads to the kernel; here fsx serves them, so it counts them.
+    const m = await mountFsx(t, data, ['--preset', 'safe', '--no-passthrough', '--metrics-addr', '127.0.0.1:0'], { env })
     const url = /metrics at (http:\/\/\S+)/.exec(m.log())?.[1]
     t.ok(url, 'the mount logs its metrics URL')
 
@@ -54,9 +55,29 @@ if (fuseAvailable(t)) {
     t.equal(mounts[0].pid, m.child.pid)
   })
 
-  t.test('a repeated xattr lookup counts a hit in the user-space cache', async t => {
+  t.test('opens passed through to the kernel are counted as such, and fsx serves none of their reads', async t => {
     const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
     const data = await tempDir('fsx-data-')
+    await writeFile(path.join(data, 'f.bin'), Buffer.alloc(4096, 7))
+    const m = await mountFsx(t, data, ['--preset', 'safe'], { env })
+    const before = await statsOf(m.mountpoint, env)
+    if (before.engine?.engine !== 'kernel' || before.engine.passthroughOff) {
+      t.plan(0, `skipped: passthrough is not in use on this mount (${before.engine?.passthroughOff ?? `engine ${before.engine?.engine}`})`)
+      return
+    }
+    const N = 3
+    const r = await run('bash', ['-c', `for i in $(seq ${N}); do cat f.bin > /dev/null; done`], { cwd: m.mountpoint })
+    t.equal(r.code, 0, r.stderr)
+    const after = await statsOf(m.mountpoint, env)
+    t.equal(after.engine.passthroughOpens - before.engine.passthroughOpens, N, `${N} opens passed through`)
+    t.equal((after.ops.read?.count ?? 0) - (before.ops.read?.count ?? 0), 0, 'no read reached fsx')
+    const human = await fsx(['stats', m.mountpoint], { env })
+    t.match(human.stdout, new RegExp(`engine: kernel, protocol 7\\.\\d+, ${after.engine.passthroughOpens} opens passed through`))
+  })
+
+  t.test('a repeated xattr lookup counts a hit in the user-space cache', async t => {
+    const env = { FSX_RUNTIME_DIR: await tempDir(t, 'fsx-run-') }
+    const data = await tempDir(t, 'fsx-data-')
     await writeFile(path.join(data, 'f'), 'x')
     const m = await mountFsx(t, data, ['--preset', 'balanced', '--xattrs'], { env })
     const f = path.join(m.mountpoint, 'f')
@@ -70,8 +91,8 @@ if (fuseAvailable(t)) {
   })
 
   t.test('fsx tune MOUNTPOINT advises from live figures; fsx tune --probe measures a backend', async t => {
-    const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
-    const data = await tempDir('fsx-data-')
+    const env = { FSX_RUNTIME_DIR: await tempDir(t, 'fsx-run-') }
+    const data = await tempDir(t, 'fsx-data-')
     await writeFile(path.join(data, 'f'), 'x')
     const m = await mountFsx(t, data, ['--preset', 'safe', '--attr-ttl', '0', '--entry-ttl', '0'], { env })
     const r = await run('bash', ['-c', 'for i in $(seq 300); do stat f > /dev/null; done'], { cwd: m.mountpoint })
@@ -93,8 +114,8 @@ if (fuseAvailable(t)) {
   })
 
   t.test('a dead mount process is reported and its stale socket cleaned', async t => {
-    const env = { FSX_RUNTIME_DIR: await tempDir('fsx-run-') }
-    const m = await mountFsx(t, await tempDir('fsx-data-'), [], { env })
+    const env = { FSX_RUNTIME_DIR: await tempDir(t, 'fsx-run-') }
+    const m = await mountFsx(t, await tempDir(t, 'fsx-data-'), [], { env })
     m.child.kill('SIGKILL')
     await new Promise(resolve => m.child.on('exit', resolve))
     const r = await fsx(['stats', m.mountpoint], { env })
@@ -107,7 +128,7 @@ if (fuseAvailable(t)) {
   })
 
   t.test('stats of a path that is not an fsx mount is one line', async t => {
-    const r = await fsx(['stats', await tempDir()], { env: { FSX_RUNTIME_DIR: await tempDir('fsx-run-') } })
+    const r = await fsx(['stats', await tempDir(t)], { env: { FSX_RUNTIME_DIR: await tempDir(t, 'fsx-run-') } })
     t.equal(r.code, 1)
     t.equal(r.stderr.trim().split('\n').length, 1)
     t.match(r.stderr, /is not an fsx mount/)

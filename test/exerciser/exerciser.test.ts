@@ -11,8 +11,11 @@ import {
   exercise, ExerciserError, OP_KINDS,
   type ExerciserFileHandle, type ExerciserFs, type ExerciseReport,
 } from '../helpers/exerciser.js'
+import { testSeeds } from '../helpers/timing.js'
 
 const SEED = 1234
+/** The fixed seed, plus one random seed printed as a comment (FSX_TEST_SEED=N replays it). */
+const SEEDS = testSeeds([SEED], (line) => t.comment(line))
 
 /** A fresh directory under the OS temp dir, removed after the test. */
 async function tempRoot(t: { teardown(fn: () => unknown): void }): Promise<string> {
@@ -65,12 +68,12 @@ function wrappedFs(sabotage: Sabotage = {}) {
   return { fs, handles }
 }
 
-t.test('3,000 ops on a plain directory pass, and the report adds up', async (t) => {
+for (const seed of SEEDS) t.test(`3,000 ops on a plain directory pass, and the report adds up (seed=${seed})`, async (t) => {
   const root = await tempRoot(t)
   const lines: string[] = []
-  const r = await exercise({ root, seed: SEED, ops: 3000, log: (l) => lines.push(l) })
+  const r = await exercise({ root, seed, ops: 3000, log: (l) => lines.push(l) })
 
-  t.equal(r.seed, SEED)
+  t.equal(r.seed, seed)
   t.equal(r.ops, 3000)
   t.same(Object.keys(r.counts).sort(), [...OP_KINDS].sort(), 'one count per op kind')
   t.equal(Object.values(r.counts).reduce((a, b) => a + b, 0), 3000, 'counts sum to ops')
@@ -98,7 +101,7 @@ t.test('the same seed replays the same op stream', async (t) => {
   t.notSame(replayable(rc), replayable(ra), 'another seed gives another stream')
 })
 
-t.test('a corrupted read is caught, with seed, op and history, and every handle is closed', async (t) => {
+for (const seed of SEEDS) t.test(`a corrupted read is caught, with seed, op and history, and every handle is closed (seed=${seed})`, async (t) => {
   const root = await tempRoot(t)
   let reads = 0
   let corrupted = false
@@ -110,7 +113,7 @@ t.test('a corrupted read is caught, with seed, op and history, and every handle 
       }
     },
   })
-  const err = await exercise({ root, seed: SEED, ops: 3000, fs }).then(
+  const err = await exercise({ root, seed, ops: 3000, fs }).then(
     () => undefined,
     (e: unknown) => e,
   )
@@ -118,10 +121,10 @@ t.test('a corrupted read is caught, with seed, op and history, and every handle 
   t.type(err, ExerciserError)
   const e = err as ExerciserError
   t.match(e.message, /seed=\d+/)
-  t.match(e.message, new RegExp(`^exerciser failed: seed=${SEED} op=\\d+ `))
+  t.match(e.message, new RegExp(`^exerciser failed: seed=${seed} op=\\d+ `))
   t.match(e.message, /content mismatch at byte \d+ \(expected 0x[0-9a-f]{2}, got 0x[0-9a-f]{2}\)/)
   t.match(e.message, /last ops:\n {4}#\d+ /)
-  t.equal(e.seed, SEED)
+  t.equal(e.seed, seed)
   t.ok(e.opNumber >= 1 && e.opNumber <= 3001)
   t.ok(e.recentOps.length > 0 && e.recentOps.length <= 20)
   t.equal(handles.closed, handles.opened, 'all handles closed after the failure')

@@ -26,6 +26,7 @@
  */
 import * as fsp from 'node:fs/promises'
 import { join } from 'node:path'
+import { scaled } from './timing.js'
 
 /** The FileHandle subset the exerciser uses; node's `FileHandle` satisfies it. */
 export interface ExerciserFileHandle {
@@ -73,7 +74,10 @@ export interface ExerciseOptions {
   log?: (line: string) => void
   /** Full-tree comparison every this many ops (0: only at the end). Default 200. */
   verifyEvery?: number
-  /** Fail an op that takes longer than this, in ms (0: never). Default 0. A hung FUSE op then yields a seed. */
+  /**
+   * Fail an op that takes longer than this, in unscaled ms (0: never; scaled by FSX_TEST_TIME_FACTOR). Default 0.
+   * A hung FUSE op then yields a seed.
+   */
   opTimeoutMs?: number
   /** Keep the work directory after success. Default false (it is removed); it is always kept after a failure. */
   keep?: boolean
@@ -778,7 +782,7 @@ class Exerciser {
   }
 
   async step<T>(opNumber: number, what: string, fn: () => Promise<T>): Promise<T> {
-    const ms = this.opts.opTimeoutMs ?? 0
+    const ms = scaled(this.opts.opTimeoutMs ?? 0)
     try {
       if (ms <= 0) return await fn()
       let timer: NodeJS.Timeout | undefined
@@ -837,7 +841,7 @@ class Exerciser {
       // NB: after a timeout the hung op may still hold the fs; don't let a hung close() hang the caller too.
       const pending = this.pool.splice(0).map((h) => h.fh.close().catch(() => {}))
       if (this.timedOut) {
-        const t = new Promise<void>((r) => setTimeout(r, 1000).unref())
+        const t = new Promise<void>((r) => setTimeout(r, scaled(1000)).unref())
         await Promise.race([Promise.all(pending), t])
       } else await Promise.all(pending)
     }

@@ -2,13 +2,21 @@
  * End-to-end helpers: real fsx mounts run as child processes (the test process never serves FUSE, so it may touch
  * the mount freely with async APIs), commands run as children, and every mount is torn down with a timeout even
  * when the test fails: SIGTERM to the mount process, then `fusermount -u`, then `umount -l`.
+ *
+ * Invariants:
+ * - Every `timeoutMs` given to these helpers is in unscaled milliseconds: the helper scales it by
+ *   FSX_TEST_TIME_FACTOR (test/helpers/timing.ts). Never pass `scaled(…)` here.
+ * - Every temp dir a test makes through `tempDir(t, …)` (mountpoints included) is removed in its teardown, after
+ *   the mounts made later in the same test are gone (tap runs teardowns last-in first-out). A removal never goes
+ *   through a mount: whatever is still mounted inside is unmounted first, or the removal fails the test.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readFile } from 'node:fs/promises'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { scaled, waitUntil } from './timing.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const BIN = path.join(ROOT, 'bin', 'run.js')
@@ -35,19 +43,76 @@ export function fuseAvailable (t: TapLike): boolean {
   return false
 }
 
-export async function tempDir (prefix = 'fsx-e2e-'): Promise<string> {
-  return await mkdtemp(path.join(os.tmpdir(), prefix))
+/** Mountpoints at or below `dir`, deepest first, read from /proc/self/mountinfo. */
+function mountsUnder (dir: string, mountinfo: string): string[] {
+  const decode = (p: string): string => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
+  return mountinfo.split('\n')
+    .map(l => l.split(' ')[4])
+    .filter((mp): mp is string => mp !== undefined)
+    .map(decode)
+    .filter(mp => mp === dir || mp.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length)
+}
+
+/** FSX_TEST_KEEP_TMP=1 keeps every temp dir (to look at after a failure); they are then named in the output. */
+const KEEP_TMP = process.env.FSX_TEST_KEEP_TMP === '1'
+
+/** Removes a temp dir a test made; unmounts whatever is mounted inside first, and refuses to remove through a mount. */
+export async function removeTempDir (dir: string): Promise<void> {
+  if (KEEP_TMP) {
+    console.log(`# kept ${dir} (FSX_TEST_KEEP_TMP=1)`)
+    return
+  }
+  for (const mp of mountsUnder(dir, await readFile('/proc/self/mountinfo', 'utf8'))) await forceUnmount(mp)
+  const left = mountsUnder(dir, await readFile('/proc/self/mountinfo', 'utf8'))
+  if (left.length > 0) throw new Error(`not removing ${dir}: still mounted at ${left.join(', ')}`)
+  await rm(dir, { recursive: true, force: true, maxRetries: 3 })
+}
+
+/** Temp dirs made without a test to tie them to: removed when the process exits (never through a mount). */
+const orphans = new Set<string>()
+process.on('exit', () => {
+  if (KEEP_TMP || orphans.size === 0) return
+  const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')
+  for (const dir of orphans) {
+    const mounted = mountsUnder(dir, mountinfo)
+    if (mounted.length > 0) {
+      process.stderr.write(`test helpers: not removing ${dir}: still mounted at ${mounted.join(', ')}\n`)
+      continue
+    }
+    try { rmSync(dir, { recursive: true, force: true, maxRetries: 3 }) } catch (err) {
+      process.stderr.write(`test helpers: could not remove ${dir}: ${String(err)}\n`)
+    }
+  }
+})
+
+/**
+ * A fresh directory `<tmpdir>/<prefix>XXXXXX`, removed in `t`'s teardown (see the invariants above).
+ * Without `t` (code that has no test at hand) it is removed when the process exits instead.
+ */
+export async function tempDir (t: Pick<TapLike, 'teardown'>, prefix?: string): Promise<string>
+export async function tempDir (prefix?: string): Promise<string>
+export async function tempDir (tOrPrefix?: Pick<TapLike, 'teardown'> | string, maybePrefix?: string): Promise<string> {
+  const t = typeof tOrPrefix === 'object' ? tOrPrefix : undefined
+  const prefix = (typeof tOrPrefix === 'string' ? tOrPrefix : maybePrefix) ?? 'fsx-e2e-'
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix))
+  if (t !== undefined) t.teardown(async () => await removeTempDir(dir))
+  else orphans.add(dir)
+  return dir
 }
 
 export interface Result { code: number | null, stdout: string, stderr: string }
 
-/** Runs a command as a child process; never throws for a non-zero exit. */
+/**
+ * Runs a command as a child process; never throws for a non-zero exit. It is killed (SIGTERM) after `timeoutMs`
+ * (default 60 s), scaled.
+ */
 export function run (cmd: string, args: string[], opts: { env?: Record<string, string | undefined>, cwd?: string, timeoutMs?: number, input?: string } = {}): Promise<Result> {
   return new Promise(resolve => {
     const child = execFile(cmd, args, {
       env: { ...process.env, ...opts.env },
       cwd: opts.cwd,
-      timeout: opts.timeoutMs ?? 60_000,
+      timeout: scaled(opts.timeoutMs ?? 60_000),
       maxBuffer: 64 * 1024 * 1024
     }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0
@@ -57,7 +122,7 @@ export function run (cmd: string, args: string[], opts: { env?: Record<string, s
   })
 }
 
-/** Runs the fsx CLI. */
+/** Runs the fsx CLI (`timeoutMs` as for `run`). */
 export async function fsx (args: string[], opts: { env?: Record<string, string | undefined>, cwd?: string, timeoutMs?: number } = {}): Promise<Result> {
   return await run(process.execPath, [BIN, ...args], opts)
 }
@@ -87,7 +152,7 @@ export async function isMounted (mountpoint: string): Promise<boolean> {
   return text.split('\n').some(l => l.split(' ')[4] === mountpoint)
 }
 
-/** Makes sure nothing stays mounted at `mountpoint`: fusermount -u, then umount -l. */
+/** Makes sure nothing stays mounted at `mountpoint`: fusermount -u, then umount -l (each bounded, scaled). */
 export async function forceUnmount (mountpoint: string): Promise<void> {
   if (!await isMounted(mountpoint)) return
   await run('fusermount', ['-u', mountpoint], { timeoutMs: 10_000 })
@@ -104,18 +169,12 @@ export interface Mount {
   stop (): Promise<number | null>
 }
 
-async function waitFor (cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await cond()) return
-    await new Promise(r => setTimeout(r, 50))
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
-
-/** Starts `fsx mount SOURCE MOUNTPOINT [args]` in the foreground as a child; resolves once the kernel shows it. */
+/**
+ * Starts `fsx mount SOURCE MOUNTPOINT [args]` in the foreground as a child; resolves once the kernel shows it
+ * (within 30 s, scaled). Without `opts.mountpoint`, the mountpoint is a temp dir removed after the unmount.
+ */
 export async function mountFsx (t: TapLike, source: string, args: string[] = [], opts: { env?: Record<string, string>, mountpoint?: string, deno?: boolean } = {}): Promise<Mount> {
-  const mountpoint = opts.mountpoint ?? await tempDir('fsx-mnt-')
+  const mountpoint = opts.mountpoint ?? await tempDir(t, 'fsx-mnt-')
   let stderr = ''
   // With `deno`, the mount process is `deno run -A bin/run.js mount …` (the kernel engine's Deno transport).
   const [cmd, pre] = opts.deno === true ? [DENO, ['run', '-A', BIN]] : [process.execPath, [BIN]]
@@ -132,7 +191,7 @@ export async function mountFsx (t: TapLike, source: string, args: string[] = [],
   const stop = async (): Promise<number | null> => {
     if (!exited) {
       child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      const timer = setTimeout(() => child.kill('SIGKILL'), scaled(15_000))
       await exitP
       clearTimeout(timer)
     }
@@ -146,7 +205,8 @@ export async function mountFsx (t: TapLike, source: string, args: string[] = [],
   })
   try {
     // Ready when the mount process says so (a stale mount may already show in mountinfo) and the kernel shows it.
-    await waitFor(async () => exited || (/ mounted .* on /.test(stderr) && await isMounted(mountpoint)), 30_000, `fsx to mount ${mountpoint}`)
+    await waitUntil(async () => exited || (/ mounted .* on /.test(stderr) && await isMounted(mountpoint)),
+      { timeoutMs: 30_000, what: `fsx to mount ${mountpoint}` })
   } catch (err) {
     await stop()
     throw err

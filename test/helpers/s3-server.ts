@@ -9,6 +9,7 @@
  *   await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'k', Body: 'x' }))
  *
  * Credentials are s3rver's fixed pair (S3RVER/S3RVER); nothing here reads the environment's AWS_* values.
+ * The start wait (15 s) is scaled by FSX_TEST_TIME_FACTOR (test/helpers/timing.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
@@ -17,6 +18,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { S3Client, CreateBucketCommand } from '@aws-sdk/client-s3'
 import { ROOT } from './mount.js'
+import { scaled } from './timing.js'
 
 interface TapLike {
   teardown (fn: () => unknown): void
@@ -112,7 +114,8 @@ export async function startS3Server (t: TapLike, opts: { bucket?: string } = {})
     c.stderr?.on('data', d => { stderr += String(d) })
     port = await new Promise<number>((resolve, reject) => {
       let out = ''
-      const timer = setTimeout(() => reject(new Error(`s3rver did not start within 15s: ${stderr}`)), 15_000)
+      const limit = scaled(15_000)
+      const timer = setTimeout(() => reject(new Error(`s3rver did not start within ${limit} ms: ${stderr}`)), limit)
       c.stdout?.on('data', d => {
         out += String(d)
         const m = /READY (\d+)/.exec(out)
@@ -132,12 +135,13 @@ export async function startS3Server (t: TapLike, opts: { bucket?: string } = {})
     await exited
   }
 
-  await launch()
+  // Registered before the first start, so a server that fails to start is still killed and its data removed.
   t.teardown(async () => {
     for (const c of clients) c.destroy()
     await kill()
     await rm(dir, { recursive: true, force: true })
   })
+  await launch()
 
   const endpoint = (): string => `http://127.0.0.1:${port}`
   const server: S3Server = {

@@ -11,7 +11,8 @@
  * Invariants:
  * - Nothing outlives the test: teardown kills the listener and every session process it spawned (sshd's session
  *   children call setsid(), so they are found through /proc's parent links, not by process group).
- * - Every wait has a timeout; a missing sshd is a skip outside CI and a failure with CI=true.
+ * - Every wait has a timeout, scaled by FSX_TEST_TIME_FACTOR (test/helpers/timing.ts); times given to these
+ *   helpers are unscaled. A missing sshd is a skip outside CI and a failure with CI=true.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -19,6 +20,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile, chmod } from 'node:fs
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { scaled, waitUntil } from './timing.js'
 
 export const SSHD_BIN = '/usr/sbin/sshd'
 
@@ -38,7 +40,7 @@ export function sshdAvailable (t: TapLike): boolean {
 
 function exec (cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(cmd, args, { timeout: scaled(timeoutMs) }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`))
       else resolve(String(stdout))
     })
@@ -61,7 +63,7 @@ async function canConnect (port: number): Promise<boolean> {
   return await new Promise(resolve => {
     const s = net.connect({ host: '127.0.0.1', port })
     const done = (ok: boolean): void => { s.destroy(); resolve(ok) }
-    s.setTimeout(1000, () => done(false))
+    s.setTimeout(scaled(1000), () => done(false))
     // sshd speaks first: a banner means it is really serving, not just that something holds the port.
     s.once('data', d => done(String(d).startsWith('SSH-')))
     s.once('error', () => done(false))
@@ -100,9 +102,28 @@ function signal (pid: number, sig: NodeJS.Signals): void {
   try { process.kill(pid, sig) } catch { /* already gone */ }
 }
 
+/** Process state letter of `pid` (R, S, T, Z…), or undefined once it is gone (reaped). */
+async function procState (pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined)
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[0]
+}
+
 /**
- * SIGKILLs `root`'s descendants level by level, deepest first, each level at once, pausing so the parents can reap:
- * a session process whose parent died first would stay a zombie of init here (this init does not reap promptly).
+ * True once killed `pid` is reaped, or is a zombie its parent cannot reap now (stopped, or gone itself: the zombie
+ * then belongs to init).
+ */
+async function reapedOrStuck (pid: number, parent: number): Promise<boolean> {
+  const state = await procState(pid)
+  if (state === undefined) return true
+  if (state !== 'Z') return false
+  const ps = await procState(parent)
+  return ps === undefined || ps === 'T' || ps === 't' || ps === 'Z'
+}
+
+/**
+ * SIGKILLs `root`'s descendants level by level, deepest first, each level at once, waiting until the parents have
+ * reaped them: a session process whose parent died first would stay a zombie of init here (this init does not reap
+ * promptly). The wait is bounded (1 s per level, scaled) and never fails: the processes are dead either way.
  */
 async function killTree (root: number): Promise<void> {
   const depth = new Map<number, number>()
@@ -113,12 +134,13 @@ async function killTree (root: number): Promise<void> {
   walk(root, 0)
   const levels = [...new Set(depth.values())].sort((x, y) => y - x)
   for (const level of levels) {
-    for (const [pid, d] of depth) {
-      if (d !== level) continue
+    const pids = [...depth].filter(([, d]) => d === level).map(([pid]) => pid)
+    for (const pid of pids) {
       signal(pid, 'SIGCONT')
       signal(pid, 'SIGKILL')
     }
-    await new Promise(resolve => setTimeout(resolve, 30))
+    await waitUntil(async () => (await Promise.all(pids.map(pid => reapedOrStuck(pid, byParent.get(pid)!)))).every(Boolean),
+      { timeoutMs: 1000, intervalMs: 5, what: 'killed sshd sessions to be reaped' }).catch(() => {})
   }
 }
 
@@ -149,7 +171,7 @@ export interface Sshd {
    * After a thaw, waits until the sessions frozen last have settled: those whose client gave up on them (a request
    * timed out) apply what was still in their socket buffer and exit; the others stay, idle in the client's pool.
    * Settled = no frozen session exited for `quietMs`. Tests that write again after a thaw wait for this, or an old
-   * session's late write may land after theirs.
+   * session's late write may land after theirs. Both times are unscaled (defaults 1 s and 15 s); they are scaled here.
    */
   frozenSessionsSettled (quietMs?: number, timeoutMs?: number): Promise<void>
   /** Replaces the host key with a new one (the next start serves it); known_hosts still names the old one. */
@@ -163,6 +185,8 @@ export interface Sshd {
 export async function startSshd (t: TapLike, opts: { connectionsPerStart?: number } = {}): Promise<Sshd> {
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 })
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fsx-sshd-'))
+  // Removed even when setting up fails below (stop() removes it too, after the processes are gone).
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
   await chmod(dir, 0o755)
   const hostKey = path.join(dir, 'host_ed25519')
   const userKey = path.join(dir, 'user_ed25519')
@@ -223,7 +247,7 @@ export async function startSshd (t: TapLike, opts: { connectionsPerStart?: numbe
       signal(c.pid, 'SIGKILL')
     }
     if (c.pid) signal(c.pid, o.signal ?? 'SIGTERM')
-    const timer = setTimeout(() => { if (c.pid) signal(c.pid, 'SIGKILL') }, 5000)
+    const timer = setTimeout(() => { if (c.pid) signal(c.pid, 'SIGKILL') }, scaled(5000))
     await exited
     clearTimeout(timer)
   }
@@ -233,12 +257,10 @@ export async function startSshd (t: TapLike, opts: { connectionsPerStart?: numbe
     const c = spawn(SSHD_BIN, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] })
     child = c
     c.stderr?.on('data', d => { stderr += String(d) })
-    const deadline = Date.now() + 15_000
-    while (Date.now() < deadline) {
-      if (c.exitCode !== null || c.signalCode !== null) break
-      if (await canConnect(port)) return
-      await new Promise(r => setTimeout(r, 50))
-    }
+    const gone = (): boolean => c.exitCode !== null || c.signalCode !== null
+    let serving = false
+    await waitUntil(async () => gone() || (serving = await canConnect(port)), { timeoutMs: 15_000, what: 'sshd to serve' }).catch(() => {})
+    if (serving) return
     await kill({ connections: true })
     throw new Error(`sshd did not start on 127.0.0.1:${port}: ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no output'}`)
   }
@@ -263,7 +285,9 @@ export async function startSshd (t: TapLike, opts: { connectionsPerStart?: numbe
       if (frozen) frozenPids = pids
       for (const pid of pids) signal(pid, frozen ? 'SIGSTOP' : 'SIGCONT')
     },
-    async frozenSessionsSettled (quietMs = 1000, timeoutMs = 15_000) {
+    async frozenSessionsSettled (quietMsUnscaled = 1000, timeoutMsUnscaled = 15_000) {
+      const quietMs = scaled(quietMsUnscaled)
+      const timeoutMs = scaled(timeoutMsUnscaled)
       const until = Date.now() + timeoutMs
       // A zombie has finished its work: only a state other than Z counts as alive.
       const alive = async (pid: number): Promise<boolean> =>

@@ -8,6 +8,12 @@
  * - `waitUntil` polls a condition until it holds or its (scaled) deadline passes, and says what it waited for.
  * - `testSeeds(fixed)`: the fixed seeds, plus one random seed that is printed (so a failure on it can be replayed
  *   with `FSX_TEST_SEED=<seed>`), unless `FSX_TEST_SEED` pins it.
+ *
+ * Convention: a time handed to a helper (`waitUntil`'s `timeoutMs`, `run`/`fsx`/`mountFsx`'s `timeoutMs`,
+ * `exercise`'s `opTimeoutMs`, sshd's `frozenSessionsSettled`) is unscaled: the helper scales it. A test scales
+ * only the bounds it checks itself (`t.ok(ms < scaled(5000))`) and the product deadlines it sets for a test whose
+ * outcome depends on them. Durations that are the subject of a test (a TTL that must expire, a server kept down
+ * longer than a deadline) are waited for from the moment they started, never as a sleep guessed to be long enough.
  */
 
 /** The factor from FSX_TEST_TIME_FACTOR: a positive number, default 1. */
@@ -40,12 +46,13 @@ export async function waitUntil (cond: () => boolean | Promise<boolean>, opts: {
 
 /**
  * The seeds an exerciser runs on: `fixed`, then one more, random unless FSX_TEST_SEED gives it. The extra seed is
- * printed through `log` so a failure can be replayed.
+ * printed through `log` (default: a TAP comment on stdout; pass `line => t.comment(line)` in a tap test) so a
+ * failure can be replayed.
  */
-export function testSeeds (fixed: number[], log: (line: string) => void = line => console.log(line)): number[] {
+export function testSeeds (fixed: number[], log: (line: string) => void = line => console.log(`# ${line}`)): number[] {
   const pinned = process.env.FSX_TEST_SEED
   const extra = pinned !== undefined && pinned !== '' ? Number(pinned) : Math.floor(Math.random() * 2 ** 31)
   if (!Number.isSafeInteger(extra)) throw new Error(`FSX_TEST_SEED must be an integer, not ${JSON.stringify(pinned)}`)
-  log(`# extra seed ${extra} (replay: FSX_TEST_SEED=${extra})`)
+  log(`extra seed ${extra} (replay: FSX_TEST_SEED=${extra})`)
   return fixed.includes(extra) ? [...fixed] : [...fixed, extra]
 }

@@ -2,11 +2,13 @@
 // policies, persistence across restarts. Fetches are counted in memory; the disk tier uses a temp directory.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, stat, writeFile, mkdir, rm } from 'node:fs/promises'
-import os from 'node:os'
+import { readdir, stat, writeFile, mkdir, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DataCache } from '../../dist/vfs/data-cache.js'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tempDir = tempDirs()
 
 const KB = 1024
 const B = 64 * KB // small blocks keep the tests fast; the logic does not depend on the size
@@ -29,7 +31,7 @@ function backend () {
   return { s, fetcher }
 }
 
-async function tmp (): Promise<string> { return await mkdtemp(path.join(os.tmpdir(), 'fsx-data-cache-')) }
+async function tmp (): Promise<string> { return await tempDir('fsx-data-cache-') }
 
 function cache (o: Partial<ConstructorParameters<typeof DataCache>[0]> = {}): DataCache {
   return new DataCache({ diskBytes: 0, memoryBytes: 0, smallFileBytes: 2 * B, blockBytes: B, policy: 'lru', ttlMs: 0, ...o })

@@ -3,13 +3,14 @@
 // are waiting for may briefly go over, by at most one block per concurrent read.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { constants } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { Vfs } from '../../dist/vfs/vfs.js'
 import { FakeBackend } from './helpers/fake-backend.ts'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tempDir = tempDirs()
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -30,7 +31,7 @@ async function storm (budget: number): Promise<{ peakUsed: number, peakMemTier: 
     attrCacheSize: 1000, attrCacheTtlMs: 5000, dirCacheSize: 100, dirCacheTtlMs: 5000,
     dataCacheSize: 256 * MiB, dataCacheMemory: 64 * MiB, dataCacheSmallFile: 512 * KiB, dataCachePolicy: 'lru',
     dataBlockBytes: BLOCK, prefetchMaxBytes: 4 * MiB, memoryBudgetBytes: budget,
-    cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-budget-'))
+    cacheDir: await tempDir('fsx-budget-')
   } as any)
   let peakUsed = 0
   let peakMemTier = 0

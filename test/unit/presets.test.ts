@@ -1,19 +1,16 @@
 // Presets: the built-ins hold the values the docs promise; --preset takes a name or a JSON file.
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { writeFile, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Ajv } from 'ajv'
 import { builtinPresetNames, loadPreset, PRESETS_DIR } from '../../dist/config/presets.js'
 import { CORE_OPTIONS } from '../../dist/config/options.js'
 import { SCHEMA_FILE } from '../../dist/config/schema.js'
 import sftp from '../../plugins/backend-sftp/dist/index.js'
+import { tempDirs } from './helpers/tmp.ts'
 
-/** Every preset file these tests write lives here, removed at the end. */
-const TMP = mkdtempSync(path.join(os.tmpdir(), 'fsx-preset-'))
-after(async () => { await rm(TMP, { recursive: true, force: true }) })
+const tempDir = tempDirs()
 
 test('the three built-in presets exist', async () => {
   assert.deepEqual(await builtinPresetNames(), ['balanced', 'high-performance', 'safe'])
@@ -59,7 +56,7 @@ test('preset files hold only known settings plus a description', async () => {
 })
 
 test('a preset can be a JSON file path', async () => {
-  const dir = await mkdtemp(path.join(TMP, 'mine-'))
+  const dir = await tempDir('fsx-preset-')
   const file = path.join(dir, 'mine.json')
   await writeFile(file, JSON.stringify({ description: 'mine', settings: { attrTtl: '42s' } }))
   const p = await loadPreset(file, CORE_OPTIONS)
@@ -69,7 +66,7 @@ test('a preset can be a JSON file path', async () => {
 
 test('an unknown preset or a bad preset value is one ECONFIG error', async () => {
   await assert.rejects(loadPreset('turbo', CORE_OPTIONS), { code: 'ECONFIG', message: /unknown preset "turbo"/ })
-  const dir = await mkdtemp(path.join(TMP, 'bad-'))
+  const dir = await tempDir('fsx-preset-')
   const file = path.join(dir, 'bad.json')
   await writeFile(file, JSON.stringify({ description: 'x', settings: { readahead: 'lots' } }))
   await assert.rejects(loadPreset(file, CORE_OPTIONS), { code: 'ECONFIG', message: /readahead.*not a size/ })
@@ -78,7 +75,7 @@ test('an unknown preset or a bad preset value is one ECONFIG error', async () =>
 })
 
 async function presetFile (doc: unknown): Promise<string> {
-  const dir = await mkdtemp(path.join(TMP, 'p-'))
+  const dir = await tempDir('fsx-preset-')
   const file = path.join(dir, 'p.json')
   await writeFile(file, typeof doc === 'string' ? doc : JSON.stringify(doc))
   return file

@@ -2,14 +2,15 @@
 // parallel prefetches, random access stopping it, used/wasted accounting; then through the VFS on an S3-like backend.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { constants } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { Readahead, TRIGGER, MAX_PARALLEL } from '../../dist/vfs/readahead.js'
 import { Vfs } from '../../dist/vfs/vfs.js'
 import { FakeBackend } from './helpers/fake-backend.ts'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tempDir = tempDirs()
 
 const B = 1024 * 1024
 const R = 128 * 1024
@@ -101,7 +102,7 @@ async function vfsOn (backend: FakeBackend, prefetchMaxBytes: number): Promise<V
   return new Vfs(backend as any, {
     writeback: false, consistency: 'session', xattrCacheSize: 0, xattrCacheTtlMs: 0,
     dataCacheSize: 256 * B, dataCacheMemory: 16 * B, dataCacheSmallFile: B, dataCachePolicy: 'lru',
-    prefetchMaxBytes, cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-readahead-'))
+    prefetchMaxBytes, cacheDir: await tempDir('fsx-readahead-')
   } as any)
 }
 

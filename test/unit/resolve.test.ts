@@ -1,14 +1,16 @@
 // Settings resolution: default < preset < config file < environment < flags, each value with its source.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, writeFile, rm } from 'node:fs/promises'
-import os from 'node:os'
+import { writeFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { resolveSettings, defaultConfigPath } from '../../dist/config/resolve.js'
 import sftp from '../../plugins/backend-sftp/dist/index.js'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tempDir = tempDirs()
 
 async function tmpdir (): Promise<string> {
-  return await mkdtemp(path.join(os.tmpdir(), 'fsx-resolve-'))
+  return await tempDir('fsx-resolve-')
 }
 const noConfig = (dir: string): Record<string, string> => ({ XDG_CONFIG_HOME: dir })
 

@@ -3,14 +3,15 @@
 // the cache survives a restart of the VFS.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { constants } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { Vfs } from '../../dist/vfs/vfs.js'
 import { fsxError } from '../../dist/errors.js'
 import { memoryBackend } from '../fixtures/fsx-backend-memory/memory.js'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tempDir = tempDirs()
 
 const MiB = 1024 * 1024
 let stores = 0
@@ -63,7 +64,7 @@ async function put (vfs: Vfs, p: string, data: Buffer): Promise<void> {
 
 test('a second cat of a large file through a whole-object backend makes no backend read', async () => {
   const backend = await memBackend()
-  const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')))
+  const vfs = vfsOn(backend, await tempDir('fsx-vfs-data-'))
   const blob = randomBytes(12 * MiB + 5)
   await put(vfs, '/big.bin', blob)
   const r0 = backend.counters().reads
@@ -81,7 +82,7 @@ test('a second cat of a large file through a whole-object backend makes no backe
 
 test('small files are served from the memory tier the second time', async () => {
   const backend = await memBackend()
-  const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')))
+  const vfs = vfsOn(backend, await tempDir('fsx-vfs-data-'))
   for (let i = 0; i < 20; i++) await put(vfs, `/s${i}`, Buffer.from(`small file ${i}`))
   for (let i = 0; i < 20; i++) await cat(vfs, `/s${i}`)
   const r = backend.counters().reads
@@ -93,7 +94,7 @@ test('small files are served from the memory tier the second time', async () => 
 
 test('a write through the VFS replaces the cached content', async () => {
   const backend = await memBackend()
-  const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')))
+  const vfs = vfsOn(backend, await tempDir('fsx-vfs-data-'))
   await put(vfs, '/f', Buffer.from('first version'))
   assert.equal((await cat(vfs, '/f')).toString(), 'first version')
   const fh = await vfs.open('/f', constants.O_RDWR)
@@ -114,7 +115,7 @@ test('session: an object changed behind the VFS is fetched again at the next ope
   const now = (): number => t
   for (const consistency of ['session', 'eventual'] as const) {
     const backend = await memBackend()
-    const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')), { consistency, now, attrCacheTtlMs: 5000 })
+    const vfs = vfsOn(backend, await tempDir('fsx-vfs-data-'), { consistency, now, attrCacheTtlMs: 5000 })
     await backend.write('/f', Buffer.from('old content'))
     assert.equal((await cat(vfs, '/f')).toString(), 'old content')
     t += 10
@@ -132,7 +133,7 @@ test('session: an object changed behind the VFS is fetched again at the next ope
 
 test('strong: without an ETag, cached blocks serve one open only', async () => {
   const backend = await memBackend()
-  const vfs = vfsOn(backend, await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')), { consistency: 'strong' })
+  const vfs = vfsOn(backend, await tempDir('fsx-vfs-data-'), { consistency: 'strong' })
   await put(vfs, '/f', randomBytes(3 * MiB))
   await cat(vfs, '/f')
   const r = backend.counters().reads
@@ -143,7 +144,7 @@ test('strong: without an ETag, cached blocks serve one open only', async () => {
 
 test('the disk tier survives a restart of the VFS', async () => {
   const backend = await memBackend()
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-'))
+  const dir = await tempDir('fsx-vfs-data-')
   const blob = randomBytes(4 * MiB)
   const v1 = vfsOn(backend, dir)
   await put(v1, '/big', blob)
@@ -158,7 +159,7 @@ test('the disk tier survives a restart of the VFS', async () => {
 
 test('a local-like backend (random writes) gets no data cache', async () => {
   const { FakeBackend } = await import('./helpers/fake-backend.ts')
-  const vfs = vfsOn(new FakeBackend(), await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-data-')))
+  const vfs = vfsOn(new FakeBackend(), await tempDir('fsx-vfs-data-'))
   assert.equal(vfs.data, undefined)
   assert.equal(vfs.stats().caches.dataDisk.entries, 0)
   await vfs.close()

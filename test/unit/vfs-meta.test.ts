@@ -2,12 +2,13 @@
 // mutation through the VFS invalidates exactly what it changed before it resolves. Time is faked, never slept.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { constants } from 'node:fs'
 import { Vfs } from '../../dist/vfs/vfs.js'
 import { FakeBackend } from './helpers/fake-backend.ts'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tempDir = tempDirs()
 
 function clock (): { now: () => number, advance: (ms: number) => void } {
   let t = 1000
@@ -28,7 +29,7 @@ async function setup (o: { consistency?: 'strong' | 'session' | 'eventual', rand
     dirCacheTtlMs: 5000,
     negativeCacheSize: 100,
     negativeCacheTtlMs: 5000,
-    cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-meta-')),
+    cacheDir: await tempDir('fsx-vfs-meta-'),
     now: c.now
   })
   return { b, vfs, c }
@@ -375,7 +376,7 @@ async function setupStale (staleIfErrorMs: number, consistency: 'strong' | 'sess
   const vfs = new Vfs(b as any, {
     writeback: false, consistency, xattrCacheSize: 0, xattrCacheTtlMs: 0,
     attrCacheSize: 1000, attrCacheTtlMs: 5000, dirCacheSize: 100, dirCacheTtlMs: 5000, negativeCacheSize: 100, negativeCacheTtlMs: 5000,
-    staleIfErrorMs, cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-stale-')), now: c.now
+    staleIfErrorMs, cacheDir: await tempDir('fsx-vfs-stale-'), now: c.now
   })
   return { b, vfs, c }
 }
@@ -386,7 +387,7 @@ test('the background validator refreshes hot attributes and drops files changed 
   const vfs = new Vfs(b as any, {
     writeback: false, consistency: 'eventual', xattrCacheSize: 0, xattrCacheTtlMs: 0,
     attrCacheSize: 1000, attrCacheTtlMs: 5000, dirCacheSize: 100, dirCacheTtlMs: 5000, negativeCacheSize: 100, negativeCacheTtlMs: 5000,
-    dataCacheMemory: 1024 * 1024, validateIntervalMs: 2000, cacheDir: await mkdtemp(path.join(os.tmpdir(), 'fsx-vfs-validate-')), now: c.now
+    dataCacheMemory: 1024 * 1024, validateIntervalMs: 2000, cacheDir: await tempDir('fsx-vfs-validate-'), now: c.now
   })
   const readAll = async (p: string): Promise<string> => {
     const fh = await vfs.open(p, constants.O_RDONLY)

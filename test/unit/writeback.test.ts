@@ -3,12 +3,14 @@
 // uploads never land out of order with renames, removals or attribute changes.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises'
-import os from 'node:os'
+import { readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { constants, existsSync } from 'node:fs'
 import { Vfs } from '../../dist/vfs/vfs.js'
 import { FakeBackend } from './helpers/fake-backend.ts'
+import { tempDirs } from './helpers/tmp.ts'
+
+const tempDir = tempDirs()
 
 /**
  * Gates the backend's whole-object writes: while closed, calls wait until `open()`. (create() writes the empty
@@ -45,7 +47,7 @@ function newVfs (b: FakeBackend, cacheDir: string, o: Record<string, unknown> = 
   } as any)
 }
 
-async function tmp (): Promise<string> { return await mkdtemp(path.join(os.tmpdir(), 'fsx-writeback-')) }
+async function tmp (): Promise<string> { return await tempDir('fsx-writeback-') }
 
 async function writeFileVia (vfs: Vfs, p: string, text: string, create = true): Promise<void> {
   const fh = create ? await vfs.create(p, 0o644) : await vfs.open(p, constants.O_WRONLY | constants.O_TRUNC)
