@@ -189,12 +189,6 @@ export interface Backend {
    * but this probe, answering from its caches or failing at once (src/vfs/health.ts). Rejects as any call does.
    */
   ping?(): Promise<void>
-  /**
-   * unlink(2) of many files in few requests (S3: DeleteObjects, 1,000 keys each), for the write-back journal's
-   * deferred unlinks. Resolves with one outcome per path: undefined when it is gone (or was never there), else its
-   * error. Rejects only when the backend cannot be reached at all.
-   */
-  removeMany?(paths: string[]): Promise<Array<Error | undefined>>
   /** Where the backend may write lines to the mount's log (progress of long operations). Called once, at mount. */
   setLog?(log: (line: string) => void): void
   /** Counters this backend keeps (requests, bytes, retries…), read by stats. */

@@ -375,6 +375,35 @@ export class S3Backend implements Backend {
     return info
   }
 
+  /**
+   * Like `lookup`, but with the object's own metadata (mode, owner, times, symlink-ness, xattrs): an answer that came
+   * from a listing alone (`s3Metadata=listing`) is completed with a HEAD of the object (or of the directory's
+   * marker), which then replaces it in the cache. chmod, chown, utimens and the xattr calls need it.
+   */
+  private async lookupFull (p: string, op: string): Promise<NodeInfo> {
+    const info = await this.lookup(p, op)
+    if (info.listed !== true) return info
+    const isDir = info.stat.kind === 'dir'
+    const start = this.cache.begin()
+    let full: NodeInfo | null
+    try {
+      const obj = await this.head(isDir ? this.keys.dirPrefix(p) : this.keys.fileKey(p))
+      full = obj !== undefined
+        ? { stat: statOf(obj, isDir, this.defaults), object: obj }
+        : isDir ? { stat: info.stat } : await this.probe(p) // a directory without a marker; a file gone since listed
+      if (full !== null && this.cache.storable(p, start)) this.cache.setNode(p, full)
+    } catch (err) {
+      throw this.fail(err, op, p)
+    } finally {
+      this.cache.end()
+    }
+    if (full === null) {
+      this.cache.removed(p)
+      throw this.err('ENOENT', op, p, 'no such file or directory')
+    }
+    return full
+  }
+
   /** Steps 2 to 4 of `lookup`. */
   private async resolve (p: string): Promise<NodeInfo | null> {
     const parent = parentOf(p)
@@ -963,35 +992,6 @@ export class S3Backend implements Backend {
     return outcome
   }
 
-  /**
-   * unlink(2) of many files at once (the write-back journal's deferred unlinks): DeleteObjects, up to 1,000 keys per
-   * request. Resolves with one outcome per path, undefined when it is gone (or was never there), else its error.
-   * Rejects only when S3 does not answer.
-   */
-  async removeMany (paths: string[]): Promise<Array<Error | undefined>> {
-    for (const p of paths) this.keys.check(p, 'unlink')
-    const keys = paths.map(p => this.keys.fileKey(p))
-    for (let i = 0; i < paths.length; i++) {
-      this.cache.touch(paths[i])
-      this.prefetch.invalidate(keys[i])
-    }
-    let outcome: unknown[]
-    try {
-      outcome = await this.deleteBatches(keys)
-    } catch (err) {
-      for (const p of paths) this.cache.forget(p)
-      throw this.fail(err, 'unlink', paths[0] ?? '/')
-    }
-    return paths.map((p, i) => {
-      if (outcome[i] === undefined) {
-        this.cache.removed(p)
-        return undefined
-      }
-      this.cache.forget(p)
-      return this.fail(outcome[i], 'unlink', p)
-    })
-  }
-
   async symlink (target: string, p: string, owner?: Owner): Promise<void> {
     this.keys.check(p, 'symlink')
     if (typeof target !== 'string' || target === '' || target.includes('\0')) throw this.err('EINVAL', 'symlink', p, 'bad target')
@@ -1069,7 +1069,7 @@ export class S3Backend implements Backend {
   private async updateMeta (p: string, op: string, patch: (md: Record<string, string>, st: Stat) => void): Promise<void> {
     this.keys.check(p, op)
     if (p === '/' && this.keys.prefix === '') throw this.err('EPERM', op, p, 'the bucket root has no object to hold attributes')
-    const info = await this.lookup(p, op)
+    const info = await this.lookupFull(p, op)
     const isDir = info.stat.kind === 'dir'
     let obj = info.object
     try {
@@ -1121,7 +1121,7 @@ export class S3Backend implements Backend {
 
   private async xattrsOf (p: string, op: string): Promise<Map<string, Buffer>> {
     this.keys.check(p, op)
-    const info = await this.lookup(p, op)
+    const info = await this.lookupFull(p, op)
     let obj = info.object
     if (obj === undefined && p === '/' && this.keys.prefix !== '') {
       try {
