@@ -179,15 +179,17 @@ if (s3 !== undefined) {
     t.equal((await full.read('/l/other', 0, 100)).toString(), 'by another tool')
 
     // full → listing: reads the same bytes; a rewrite in listing mode keeps the mode and owner the object records.
+    // (A second listing-mode mount: the first trusts its listing of / for s3ListCacheTtl, so it would not see /g.)
     await full.write('/g', data, { mode: 0o100640, uid: 77, gid: 78, mtimeMs: Date.UTC(2021, 0, 1) })
     await full.setxattr('/g', 'user.tag', Buffer.from('kept'), 0)
-    const st = await listing.stat('/g')
+    const { b: listing2 } = await backend(t, s3, { s3Metadata: 'listing', s3ListCacheTtl: 60_000 }, { prefix })
+    const st = await listing2.stat('/g')
     t.match(st, { kind: 'file', size: data.length, mode: 0o100644 }, 'listed: the default mode')
-    t.same(await listing.read('/g', 0, data.length), data, 'byte for byte')
+    t.same(await listing2.read('/g', 0, data.length), data, 'byte for byte')
     // What the VFS does on close: the content, with the attributes it knows (here: the listing's defaults).
-    await listing.write('/g', Buffer.from('rewritten'), { mode: st.mode, uid: st.uid, gid: st.gid })
+    await listing2.write('/g', Buffer.from('rewritten'), { mode: st.mode, uid: st.uid, gid: st.gid })
     t.match(await full.stat('/g'), { size: 9, mode: 0o100640, uid: 77, gid: 78 }, 'a rewrite from listing defaults keeps what the object recorded')
     t.equal((await full.getxattr('/g', 'user.tag')).toString(), 'kept')
-    t.equal((await listing.getxattr('/g', 'user.tag')).toString(), 'kept', 'xattrs are read from the object')
+    t.equal((await listing2.getxattr('/g', 'user.tag')).toString(), 'kept', 'xattrs are read from the object')
   })
 }
