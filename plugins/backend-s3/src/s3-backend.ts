@@ -548,7 +548,9 @@ export class S3Backend implements Backend {
    */
   async list (p: string): Promise<DirEntry[]> {
     this.keys.check(p, 'list')
-    const listing = await this.listDir(p)
+    // A fresh complete listing (kept up to date with this mount's changes) answers without a request.
+    const known = this.cache.dir(p)
+    const listing = known !== undefined ? { entries: new Map(known), sawMarker: true } : await this.listDir(p)
     if (listing.entries.size === 0 && !listing.sawMarker && p !== '/') {
       // Nothing under the prefix and no marker: a file (ENOTDIR), or nothing at all (ENOENT).
       const info = await this.find(p, 'list')
