@@ -199,6 +199,8 @@ export interface Backend {
    * the same source says so (coherence); backends that keep no memory of their own leave it out.
    */
   invalidate?(path: string, tree: boolean): void
+  /** Where the backend may write lines to the mount's log (progress of long operations). Called once, at mount. */
+  setLog?(log: (line: string) => void): void
   /**
    * Counts this backend keeps that only grow (requests, bytes, retries…), read by `fsx stats` and exported to
    * Prometheus as counters (`fsx_backend_<name>_total`). The set of names is fixed once the backend is created.

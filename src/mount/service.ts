@@ -130,6 +130,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
 
   // Failures to reach or open the source are backend errors (exit 5), whatever the scheme.
   const backend = await createBackend(req.registry, req.source, values)
+  backend.setLog?.(req.log)
   let mounted: MountedFs | undefined
   let extensions: ExtensionHost | undefined
   let vfsMade: Vfs | undefined

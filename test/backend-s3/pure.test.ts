@@ -33,7 +33,7 @@ t.test('bad sources are refused with EINVAL, credentials never echoed', async t 
 
 t.test('settings: defaults, AWS_ENDPOINT_URL_S3, path style on for custom endpoints, ranges checked', async t => {
   const d = s3Settings({}, {})
-  t.same(d, { endpoint: undefined, region: undefined, pathStyle: false, timeoutMs: 30_000, partSizeBytes: 8 * 1024 * 1024, concurrency: 4, listCacheTtlMs: 1000 })
+  t.same(d, { endpoint: undefined, region: undefined, pathStyle: false, timeoutMs: 30_000, partSizeBytes: 8 * 1024 * 1024, concurrency: 4, listCacheTtlMs: 1000, metadata: 'full' })
   t.equal(s3Settings({}, { AWS_ENDPOINT_URL_S3: 'http://h:9000' }).endpoint, 'http://h:9000')
   t.equal(s3Settings({}, { AWS_ENDPOINT_URL: 'http://all:1' }).endpoint, 'http://all:1')
   t.equal(s3Settings({ s3Endpoint: 'http://flag:2' }, { AWS_ENDPOINT_URL_S3: 'http://h:9000' }).endpoint, 'http://flag:2', 'the fsx setting wins')
@@ -43,6 +43,8 @@ t.test('settings: defaults, AWS_ENDPOINT_URL_S3, path style on for custom endpoi
   t.equal(s3Settings({ attrTtl: 5000, s3ListCacheTtl: 0 }, {}).listCacheTtlMs, 0)
   t.throws(() => s3Settings({ s3PartSize: 1024 }, {}), { code: 'EINVAL' })
   t.throws(() => s3Settings({ s3Concurrency: 0 }, {}), { code: 'EINVAL' })
+  t.equal(s3Settings({ s3Metadata: 'listing' }, {}).metadata, 'listing')
+  t.throws(() => s3Settings({ s3Metadata: 'some' }, {}), { code: 'EINVAL' })
   t.throws(() => s3Settings({ s3Endpoint: 'ftp://x' }, {}), { code: 'EINVAL' })
   const err = t.throws(() => s3Settings({ s3Endpoint: 'http://key:secret@h' }, {})) as Error
   t.notMatch(err.message, /secret/)
@@ -51,7 +53,7 @@ t.test('settings: defaults, AWS_ENDPOINT_URL_S3, path style on for custom endpoi
 t.test('the definition declares its option rows with scope s3 and no secret settings', async t => {
   t.same(s3Backend.schemes, ['s3'])
   const keys = s3Backend.options!.map(o => o.key)
-  t.same(keys, ['s3Endpoint', 's3Region', 's3PathStyle', 's3Timeout', 's3PartSize', 's3Concurrency', 's3ListCacheTtl'])
+  t.same(keys, ['s3Endpoint', 's3Region', 's3PathStyle', 's3Timeout', 's3PartSize', 's3Concurrency', 's3ListCacheTtl', 's3Metadata'])
   t.ok(s3Backend.options!.every(o => o.scope === 's3' && o.help.length > 0 && !o.secret))
 })
 
@@ -152,14 +154,30 @@ t.test('the metadata cache expires on its clock and follows mutations', async t 
   let now = 1000
   const c = new MetaCache(500, () => now)
   const st = md.implicitDirStat(0, { uid: 0, gid: 0 })
-  c.setDir('/d', new Map([['a', 'file']]))
+  c.storeListing('/d', c.begin(), '', undefined, [['a', { kind: 'file', size: 1 }]])
+  c.end()
   c.setNode('/d/a', { stat: st })
   t.ok(c.node('/d/a'))
+  t.same(c.listed('/d', 'a'), { kind: 'file', size: 1 }, 'a complete listing answers names in it')
+  t.equal(c.listed('/d', 'zz'), null, 'and names not in it')
   c.added('/d/b', 'file')
-  t.equal(c.dir('/d')?.get('b'), 'file', 'a write adds to the cached listing')
+  t.equal(c.dir('/d')?.get('b')?.kind, 'file', 'a write adds to the cached listing')
   c.removed('/d/a')
   t.equal(c.node('/d/a'), null, 'a removal is remembered as absent')
   t.equal(c.dir('/d')?.has('a'), false)
+  // A page "from a name onward" covers (after, upTo] only.
+  c.storeListing('/p', c.begin(), 'k1', 'k5', [['k2', { kind: 'file' }], ['k5', { kind: 'dir' }]])
+  c.end()
+  t.same([c.listed('/p', 'k2')?.kind, c.listed('/p', 'k3')], ['file', null])
+  t.same([c.listed('/p', 'k1'), c.listed('/p', 'k6'), c.dir('/p')], [undefined, undefined, undefined], 'outside the page: unknown')
+  t.equal(c.listed('/p', 'k5'), undefined, 'nor the page\'s last name (a prefix "k5/" may come after it)')
+  // A listing that began before a change of one of its names keeps what the change made of that name.
+  const start = c.listingBegins('/q')
+  c.touch('/q/mine')
+  c.added('/q/mine', 'file')
+  c.storeListing('/q', start, '', undefined, [['old', { kind: 'file' }]])
+  c.listingEnds('/q')
+  t.same([...(c.dir('/q')?.keys() ?? [])].sort(), ['mine', 'old'], 'a name made during a listing that missed it stays')
   c.setNode('/d/x/y', { stat: st })
   c.removedTree('/d')
   t.equal(c.node('/d/x/y'), undefined, 'a tree removal forgets everything below')

@@ -39,13 +39,13 @@ import type { Upload } from '@aws-sdk/lib-storage'
 import type {
   Backend, BackendKit, Capabilities, DirEntry, NodeKind, Owner, Stat, WriteAttrs, WriteSource
 } from '@fsx/sdk'
-import { MetaCache, type NodeInfo } from './cache.js'
+import { compareNames, MetaCache, type Listed, type NodeInfo } from './cache.js'
 import { Prefetcher } from './prefetch.js'
 import { isLinkError, isNotFound, s3CodeOf, statusOf, translate } from './errors.js'
 import { baseName, copySource, KeyMap, parentOf, usableName } from './keys.js'
 import {
   decodeXattrs, DEFAULT_CONTENT_TYPE, DIR_CONTENT_TYPE, encodeXattrs, formatMode, formatTime, implicitDirStat,
-  META_ATIME, META_CTIME, META_GID, META_MODE, META_MTIME, META_UID, META_XATTR, parseMode, POSIX_META,
+  listedFileStat, META_ATIME, META_CTIME, META_GID, META_MODE, META_MTIME, META_UID, META_XATTR, parseId, parseMode, POSIX_META,
   S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, statOf, type ObjectHeaders, type ObjectInfo, type StatDefaults
 } from './metadata.js'
 import { describeTarget, MAX_PART_SIZE, type S3Settings, type S3Target } from './settings.js'
@@ -69,6 +69,9 @@ export const MAX_COPY_BYTES = MAX_PART_SIZE
 const MAX_PARTS = 10_000
 /** Keys per DeleteObjects request (S3's limit). */
 const DELETE_BATCH = 1000
+/** A directory rename of more keys than this says how far it got in the log (every PROGRESS_MS). */
+const PROGRESS_KEYS = 1000
+const PROGRESS_MS = 5000
 /** Longest symlink target (PATH_MAX - 1). */
 const MAX_LINK_BYTES = 4095
 /** Linux XATTR_NAME_MAX and XATTR_SIZE_MAX. */
@@ -79,7 +82,7 @@ const XATTR_REPLACE = 2
 /** uid/gid chown passes for "leave unchanged" ((uid_t)-1). */
 const ID_UNCHANGED = 0xffffffff
 
-type RequestKind = 'head' | 'get' | 'put' | 'list' | 'copy' | 'delete' | 'multipart'
+type RequestKind = 'head' | 'get' | 'put' | 'list' | 'copy' | 'delete' | 'deleteBatch' | 'multipart'
 
 interface Counters {
   requests: number
@@ -88,7 +91,11 @@ interface Counters {
   put: number
   list: number
   copy: number
+  /** DeleteObject requests (one key each). */
   delete: number
+  /** DeleteObjects requests (up to 1,000 keys each), and the keys they deleted. */
+  deleteBatch: number
+  deletedKeys: number
   /** Multipart uploads started (their parts count in `requests`). */
   multipart: number
   retries: number
@@ -111,6 +118,38 @@ export interface S3BackendOptions {
   /** Owner reported for objects that carry none (default: this process). */
   uid?: number
   gid?: number
+}
+
+/** Counts a long operation's steps and says how far it got in the log every PROGRESS_MS, and when it is done. */
+class Progress {
+  private readonly counts: Record<string, number> = {}
+  private readonly started: number
+  private said: number
+
+  constructor (private readonly log: ((line: string) => void) | undefined, private readonly what: string, private readonly total: number, private readonly now: () => number) {
+    this.started = this.said = now()
+    log?.(`${what}: ${total} objects to move (copies first, then deletes)`)
+  }
+
+  step (kind: string, n = 1): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + n
+    if (this.now() - this.said < PROGRESS_MS) return
+    this.said = this.now()
+    this.log?.(`${this.what}: ${this.summary()}`)
+  }
+
+  done (): void {
+    this.log?.(`${this.what}: done in ${((this.now() - this.started) / 1000).toFixed(1)} s (${this.summary()})`)
+  }
+
+  private summary (): string {
+    return Object.entries(this.counts).map(([k, n]) => `${n} of ${this.total} ${k}`).join(', ')
+  }
+}
+
+/** True when a name can bound a listing "from it onward" (StartAfter): one without surrogate pairs. */
+function rangeable (name: string): boolean {
+  return !/[\uD800-\uDFFF]/.test(name)
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure after all settle. */
@@ -162,19 +201,19 @@ export class S3Backend implements Backend {
   /** Deadline of one SDK call, all attempts included. */
   private readonly callDeadlineMs: number
   private readonly stats: Counters = {
-    requests: 0, head: 0, get: 0, put: 0, list: 0, copy: 0, delete: 0, multipart: 0, retries: 0, errors: 0, bytesRead: 0, bytesWritten: 0
+    requests: 0, head: 0, get: 0, put: 0, list: 0, copy: 0, delete: 0, deleteBatch: 0, deletedKeys: 0, multipart: 0, retries: 0, errors: 0, bytesRead: 0, bytesWritten: 0
   }
 
   /** Sequential read-ahead (prefetch.ts). */
   private readonly prefetch: Prefetcher
-  /** Bumped by every mutation (see the invariants above). */
-  private epoch = 0
-  /** Lookups in flight, so concurrent stats of one path make one set of requests (joined only within one epoch:
-   *  a lookup that started before a mutation may have seen the state before it). */
-  private readonly lookups = new Map<string, { epoch: number; promise: Promise<NodeInfo | null> }>()
-  /** Re-listings in flight (see `relist`). */
-  private readonly relists = new Map<string, { epoch: number; promise: Promise<Map<string, NodeKind> | undefined> }>()
+  /** Lookups in flight, so concurrent stats of one path make one set of requests (see `lookup`). */
+  private readonly lookups = new Map<string, { start: number; promise: Promise<NodeInfo | null> }>()
+  /** Complete listings in flight for lookups (see `listFor`), and pages "from a name onward". */
+  private readonly relists = new Map<string, { start: number; promise: Promise<void> }>()
+  private readonly ranges = new Map<string, { start: number; promise: Promise<void> }>()
   private closed = false
+  /** Where long operations report progress (the mount's log); see `setLog`. */
+  private log?: (line: string) => void
 
   constructor (
     readonly target: S3Target,
@@ -194,6 +233,11 @@ export class S3Backend implements Backend {
     this.defaults = { uid: opts.uid ?? process.getuid?.() ?? 0, gid: opts.gid ?? process.getgid?.() ?? 0 }
     this.callDeadlineMs = settings.timeoutMs * MAX_ATTEMPTS + BACKOFF_SLACK_MS
     this.prefetch = new Prefetcher(async (key, start, len) => await this.getRange(key, start, len), settings.concurrency, this.now)
+  }
+
+  /** Lines for the mount's log (a large directory rename's progress). */
+  setLog (log: (line: string) => void): void {
+    this.log = log
   }
 
   /** Requests by kind, retries, errors, bytes; cacheHits: lookups answered by the metadata cache; prefetchHits:
@@ -257,13 +301,14 @@ export class S3Backend implements Backend {
   }
 
   /** One page of a ListObjectsV2. */
-  private async listPage (prefix: string, opts: { delimiter?: boolean; maxKeys?: number; token?: string }): Promise<S3.ListObjectsV2CommandOutput> {
+  private async listPage (prefix: string, opts: { delimiter?: boolean; maxKeys?: number; token?: string; startAfter?: string }): Promise<S3.ListObjectsV2CommandOutput> {
     return await this.send<S3.ListObjectsV2CommandOutput>('list', new this.sdk.ListObjectsV2Command({
       Bucket: this.bucket,
       Prefix: prefix,
       Delimiter: opts.delimiter === true ? '/' : undefined,
       MaxKeys: opts.maxKeys,
-      ContinuationToken: opts.token
+      ContinuationToken: opts.token,
+      StartAfter: opts.token === undefined ? opts.startAfter : undefined
     }))
   }
 
@@ -285,38 +330,37 @@ export class S3Backend implements Backend {
     return { stat: implicitDirStat(this.startedMs, this.defaults) }
   }
 
-  /** What `p` is, or ENOENT. Cached (see cache.ts); concurrent lookups of one path share their requests. */
+  /**
+   * What `p` is, or ENOENT. Cached (see cache.ts); concurrent lookups of one path share their requests (joined only
+   * while nothing changed `p` since the shared lookup began: it may have seen the state before the change).
+   *
+   * The paths a lookup takes, cheapest first:
+   * 1. the node cache (a HEAD or a write of this mount, within s3ListCacheTtl);
+   * 2. a fresh listing of the parent that covers the name: present (with `s3Metadata=listing` its attributes come from
+   *    the listing, no request; with `full` one HEAD for the object's metadata) or absent (ENOENT, no request);
+   * 3. a listing made now: the whole parent again when it was listed before and held at most RELIST_MAX names, else
+   *    one page of the parent from this name onward (which answers the next lookups of the names after it, as
+   *    geesefs does); then as 2;
+   * 4. when no listing can answer (the cache is off, or the page ended before the name): HEAD key, a 1-key LIST of
+   *    key/ and, with `full`, HEAD key/ at once (mountpoint-s3's concurrent lookup).
+   */
   private async lookup (p: string, op: string): Promise<NodeInfo> {
     if (p === '/') return this.rootInfo()
     const cached = this.cache.node(p)
     if (cached === null) throw this.err('ENOENT', op, p, 'no such file or directory')
     if (cached !== undefined) return cached
-    let hint: NodeKind | undefined
-    const parent = parentOf(p)
-    let siblings = this.cache.dir(parent)
-    if (siblings === undefined && (this.cache.listedSize(parent) ?? Infinity) <= RELIST_MAX) {
-      try {
-        siblings = await this.relist(parent)
-      } catch (err) {
-        throw this.fail(err, op, p)
-      }
-    }
-    if (siblings !== undefined) {
-      hint = siblings.get(baseName(p))
-      if (hint === undefined) {
-        this.cache.hits++
-        throw this.err('ENOENT', op, p, 'no such file or directory')
-      }
-    }
     let pending = this.lookups.get(p)
-    if (pending === undefined || pending.epoch !== this.epoch) {
-      const epoch = this.epoch
+    if (pending === undefined || !this.cache.storable(p, pending.start)) {
+      const start = this.cache.begin()
       const entry = {
-        epoch,
-        promise: this.probe(p, hint).then(info => {
-          if (this.epoch === epoch) this.cache.setNode(p, info)
+        start,
+        promise: this.resolve(p).then(info => {
+          if (this.cache.storable(p, start)) this.cache.setNode(p, info)
           return info
-        }).finally(() => { if (this.lookups.get(p) === entry) this.lookups.delete(p) })
+        }).finally(() => {
+          this.cache.end()
+          if (this.lookups.get(p) === entry) this.lookups.delete(p)
+        })
       }
       pending = entry
       this.lookups.set(p, entry)
@@ -332,44 +376,130 @@ export class S3Backend implements Backend {
   }
 
   /**
-   * Lists directory `p` again (names only; concurrent callers share one listing) for lookups below it; undefined
-   * when that fails or a mutation happened meanwhile (the listing may predate it).
+   * Like `lookup`, but with the object's own metadata (mode, owner, times, symlink-ness, xattrs): an answer that came
+   * from a listing alone (`s3Metadata=listing`) is completed with a HEAD of the object (or of the directory's
+   * marker), which then replaces it in the cache. chmod, chown, utimens and the xattr calls need it.
    */
-  private async relist (p: string): Promise<Map<string, NodeKind> | undefined> {
-    let pending = this.relists.get(p)
-    if (pending === undefined || pending.epoch !== this.epoch) {
-      const epoch = this.epoch
-      const entry = {
-        epoch,
-        promise: this.listNames(p).then(l => {
-          if (this.epoch !== epoch) return undefined
-          this.cache.setDir(p, l.kinds)
-          return l.kinds
-        }, err => {
-          // S3 did not answer: the probes would not be answered either.
-          if (isLinkError(err)) throw err
-          return undefined
-        }).finally(() => { if (this.relists.get(p) === entry) this.relists.delete(p) })
-      }
-      pending = entry
-      this.relists.set(p, entry)
+  private async lookupFull (p: string, op: string): Promise<NodeInfo> {
+    const info = await this.lookup(p, op)
+    if (info.listed !== true) return info
+    const isDir = info.stat.kind === 'dir'
+    const start = this.cache.begin()
+    let full: NodeInfo | null
+    try {
+      const obj = await this.head(isDir ? this.keys.dirPrefix(p) : this.keys.fileKey(p))
+      full = obj !== undefined
+        ? { stat: statOf(obj, isDir, this.defaults), object: obj }
+        : isDir ? { stat: info.stat } : await this.probe(p) // a directory without a marker; a file gone since listed
+      if (full !== null && this.cache.storable(p, start)) this.cache.setNode(p, full)
+    } catch (err) {
+      throw this.fail(err, op, p)
+    } finally {
+      this.cache.end()
     }
-    return await pending.promise
+    if (full === null) {
+      this.cache.removed(p)
+      throw this.err('ENOENT', op, p, 'no such file or directory')
+    }
+    return full
   }
 
-  /** HEAD key, HEAD key/, 1-key LIST of key/ (skipping what `hint`, from a listing, rules out). */
-  private async probe (p: string, hint: NodeKind | undefined): Promise<NodeInfo | null> {
-    if (hint !== 'dir') {
-      const obj = await this.head(this.keys.fileKey(p))
-      if (obj !== undefined) return { stat: statOf(obj, false, this.defaults), object: obj }
+  /** Steps 2 to 4 of `lookup`. */
+  private async resolve (p: string): Promise<NodeInfo | null> {
+    const parent = parentOf(p)
+    const name = baseName(p)
+    let listed = this.cache.listed(parent, name)
+    let head: Promise<ObjectInfo | undefined> | undefined
+    if (listed === undefined && this.cache.ttlMs > 0 && rangeable(name)) {
+      if (this.settings.metadata === 'full') {
+        // The object's metadata will be wanted if it exists (most names looked up do): ask alongside the listing.
+        head = this.head(this.keys.fileKey(p))
+        head.catch(() => {})
+      }
+      listed = await this.listFor(parent, name)
     }
-    const marker = await this.head(this.keys.dirPrefix(p))
+    if (listed === null) {
+      this.cache.hits++
+      // Alongside a listing that says "absent": an object made since (by another client) still counts.
+      const obj = await head
+      return obj === undefined ? null : { stat: statOf(obj, false, this.defaults), object: obj }
+    }
+    if (listed !== undefined) return await this.fromListing(p, listed, head)
+    return await this.probe(p, head)
+  }
+
+  /** What a listing entry says of `p`: with `s3Metadata=listing` as is; with `full` plus the object's metadata. */
+  private async fromListing (p: string, listed: Listed, head?: Promise<ObjectInfo | undefined>): Promise<NodeInfo | null> {
+    if (listed.kind === 'dir') {
+      if (this.settings.metadata === 'listing') return { stat: implicitDirStat(this.startedMs, this.defaults), listed: true }
+      const marker = await this.head(this.keys.dirPrefix(p))
+      return marker !== undefined ? { stat: statOf(marker, true, this.defaults), object: marker } : { stat: implicitDirStat(this.startedMs, this.defaults) }
+    }
+    if (this.settings.metadata === 'listing' && listed.size !== undefined) return this.listedInfo(listed)
+    const obj = await (head ?? this.head(this.keys.fileKey(p)))
+    if (obj !== undefined) return { stat: statOf(obj, false, this.defaults), object: obj }
+    return await this.probe(p) // gone since it was listed: ask properly
+  }
+
+  /** A file's NodeInfo from its listing entry alone. */
+  private listedInfo (l: Listed): NodeInfo {
+    return { stat: listedFileStat(l.size ?? 0, l.lastModifiedMs ?? this.startedMs, l.etag, this.defaults), listed: true }
+  }
+
+  /**
+   * Lists (part of) `parent` so that it answers a lookup of `name`: the whole directory again when it was listed
+   * before and was small, else one page from `name` onward. Concurrent callers share listings. Resolves with what
+   * the index then says of `name` (undefined: still not covered, or the listing failed with an answer of S3's,
+   * which the probes will report); S3 not answering at all rejects at once.
+   */
+  private async listFor (parent: string, name: string): Promise<Listed | null | undefined> {
+    const size = this.cache.listedSize(parent)
+    try {
+      if (size !== undefined && size <= RELIST_MAX) {
+        await this.shared(this.relists, parent, async () => { await this.listDir(parent) })
+      } else {
+        // A page from this name onward may already be on its way (parallel lookups in one directory): use it.
+        const inflight = this.ranges.get(parent)
+        if (inflight !== undefined) {
+          await inflight.promise
+          const l = this.cache.listed(parent, name)
+          if (l !== undefined) return l
+        }
+        await this.shared(this.ranges, parent, async () => { await this.listDir(parent, name.slice(0, -1), true) })
+      }
+    } catch (err) {
+      if (isLinkError(err)) throw err
+      return undefined
+    }
+    return this.cache.listed(parent, name)
+  }
+
+  /** Runs `fn` for `key` unless a run is in flight and nothing changed since it began; joins that one. */
+  private async shared (m: Map<string, { start: number; promise: Promise<void> }>, key: string, fn: () => Promise<void>): Promise<void> {
+    const cur = m.get(key)
+    if (cur !== undefined && this.cache.storable(key, cur.start)) return await cur.promise
+    const start = this.cache.begin()
+    const entry = { start, promise: fn().finally(() => { this.cache.end(); if (m.get(key) === entry) m.delete(key) }) }
+    m.set(key, entry)
+    return await entry.promise
+  }
+
+  /**
+   * HEAD key, a 1-key LIST of key/ and (`full`) HEAD key/ at once; a file wins over a directory of the same name.
+   * The first request S3 does not answer fails it (no waiting for the others).
+   */
+  private async probe (p: string, head?: Promise<ObjectInfo | undefined>): Promise<NodeInfo | null> {
+    const prefix = this.keys.dirPrefix(p)
+    const [obj, marker, page] = await Promise.all([
+      head ?? this.head(this.keys.fileKey(p)),
+      this.settings.metadata === 'full' ? this.head(prefix) : undefined,
+      this.listPage(prefix, { maxKeys: 1 })
+    ])
+    if (obj !== undefined) return { stat: statOf(obj, false, this.defaults), object: obj }
     if (marker !== undefined) return { stat: statOf(marker, true, this.defaults), object: marker }
-    if (hint === 'dir') return { stat: implicitDirStat(this.startedMs, this.defaults) }
-    const page = await this.listPage(this.keys.dirPrefix(p), { maxKeys: 1 })
     const first = page.Contents?.[0]
     if (first !== undefined || (page.CommonPrefixes?.length ?? 0) > 0) {
-      return { stat: implicitDirStat(first?.LastModified?.getTime() ?? this.startedMs, this.defaults) }
+      return { stat: implicitDirStat(first?.LastModified?.getTime() ?? this.startedMs, this.defaults), listed: this.settings.metadata === 'listing' }
     }
     return null
   }
@@ -393,16 +523,14 @@ export class S3Backend implements Backend {
     if (info.stat.kind !== 'dir') throw this.err('ENOTDIR', op, p, `${parent} is not a directory`)
   }
 
-  private mutated (): void {
-    this.epoch++
-  }
-
   /**
    * Another client changed `p` (with `tree`, what is below it too), as another mount of the source says over
    * coherence (src/vfs/coherence.ts): forget what the cache and read-ahead hold of it, so the next call asks S3.
    */
   invalidate (p: string, tree: boolean): void {
-    this.mutated()
+    // Requests in flight now may have seen the state before the change: they store nothing of it.
+    if (tree) this.cache.touchTree()
+    else this.cache.touch(p)
     if (tree) {
       this.cache.forgetTree(p)
       this.prefetch.invalidatePrefix(this.keys.dirPrefix(p))
@@ -429,91 +557,117 @@ export class S3Backend implements Backend {
   }
 
   /**
-   * Lists `p`, then gives each entry its real attributes: a listing carries size and LastModified but not the
-   * user metadata (mode, owner, mtime, symlink-ness), so entries the cache cannot answer get a HEAD (in parallel,
-   * at most LIST_HEAD_MAX per listing: what `ls -l`, `find` and every coloured `ls` would ask next anyway, and it
-   * makes their lookups cache hits). Entries beyond that carry no stat (the kernel then sees DT_UNKNOWN and asks).
+   * Lists `p` (ListObjectsV2, every page) and gives each entry its attributes. With `s3Metadata=listing` they come
+   * from the listing itself (size, LastModified, ETag; defaults for the rest) unless the cache knows the object's
+   * own (this mount wrote it, or a HEAD was made anyway). With `full`, entries the cache cannot answer get a HEAD
+   * (in parallel, at most LIST_HEAD_MAX per listing: what `ls -l`, `find` and every coloured `ls` would ask next
+   * anyway, and it makes their lookups cache hits); entries beyond that carry no stat (the kernel then asks).
    */
   async list (p: string): Promise<DirEntry[]> {
     this.keys.check(p, 'list')
-    const epoch = this.epoch
-    const listing = await this.listNames(p)
-    if (listing.size === 0 && !listing.sawMarker && p !== '/') {
+    // A fresh complete listing (kept up to date with this mount's changes) answers without a request.
+    const known = this.cache.dir(p)
+    const listing = known !== undefined ? { entries: new Map(known), sawMarker: true } : await this.listDir(p)
+    if (listing.entries.size === 0 && !listing.sawMarker && p !== '/') {
       // Nothing under the prefix and no marker: a file (ENOTDIR), or nothing at all (ENOENT).
       const info = await this.find(p, 'list')
       if (info === undefined) throw this.err('ENOENT', 'list', p, 'no such directory')
       if (info.stat.kind !== 'dir') throw this.err('ENOTDIR', 'list', p, 'not a directory')
     }
-    const names = [...listing.kinds.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    const names = [...listing.entries.keys()].sort(compareNames)
     const entries: DirEntry[] = []
     const unknown: Array<{ entry: DirEntry; path: string; kind: NodeKind }> = []
     for (const name of names) {
-      const kind = listing.kinds.get(name)!
+      const l = listing.entries.get(name)!
       const path = p === '/' ? '/' + name : `${p}/${name}`
       const entry: DirEntry = { name }
       entries.push(entry)
       const cached = this.cache.node(path)
-      if (cached != null && (cached.stat.kind === 'dir') === (kind === 'dir')) entry.stat = cached.stat
-      else unknown.push({ entry, path, kind })
+      if (cached != null && (cached.stat.kind === 'dir') === (l.kind === 'dir')) entry.stat = cached.stat
+      else if (this.settings.metadata === 'listing') entry.stat = l.kind === 'dir' ? implicitDirStat(this.startedMs, this.defaults) : this.listedInfo(l).stat
+      else unknown.push({ entry, path, kind: l.kind })
     }
-    await eachLimit(unknown.slice(0, LIST_HEAD_MAX), Math.max(16, this.settings.concurrency * 4), async u => {
-      let info: NodeInfo | undefined
-      try {
-        if (u.kind === 'dir') {
-          const marker = await this.head(this.keys.dirPrefix(u.path))
-          info = marker !== undefined
-            ? { stat: statOf(marker, true, this.defaults), object: marker }
-            : { stat: implicitDirStat(this.startedMs, this.defaults) }
-        } else {
-          const obj = await this.head(this.keys.fileKey(u.path))
-          if (obj !== undefined) info = { stat: statOf(obj, false, this.defaults), object: obj }
+    const start = this.cache.begin()
+    try {
+      await eachLimit(unknown.slice(0, LIST_HEAD_MAX), Math.max(16, this.settings.concurrency * 4), async u => {
+        let info: NodeInfo | undefined
+        try {
+          if (u.kind === 'dir') {
+            const marker = await this.head(this.keys.dirPrefix(u.path))
+            info = marker !== undefined
+              ? { stat: statOf(marker, true, this.defaults), object: marker }
+              : { stat: implicitDirStat(this.startedMs, this.defaults) }
+          } else {
+            const obj = await this.head(this.keys.fileKey(u.path))
+            if (obj !== undefined) info = { stat: statOf(obj, false, this.defaults), object: obj }
+          }
+        } catch (err) {
+          // S3 stopped answering: the listing fails now rather than after every other HEAD timed out too.
+          if (isLinkError(err)) throw this.fail(err, 'list', p)
+          return // the entry stays without attributes; a lookup will ask again (and report the error)
         }
-      } catch (err) {
-        // S3 stopped answering: the listing fails now rather than after every other HEAD timed out too.
-        if (isLinkError(err)) throw this.fail(err, 'list', p)
-        return // the entry stays without attributes; a lookup will ask again (and report the error)
-      }
-      if (info === undefined) return
-      u.entry.stat = info.stat
-      if (this.epoch === epoch) this.cache.setNode(u.path, info)
-    })
-    if (this.epoch === epoch) {
-      this.cache.setDir(p, new Map(entries.map(e => [e.name, e.stat?.kind ?? listing.kinds.get(e.name)!])))
+        if (info === undefined) return
+        u.entry.stat = info.stat
+        if (this.cache.storable(u.path, start)) this.cache.setNode(u.path, info)
+      })
+    } finally {
+      this.cache.end()
     }
     return entries
   }
 
-  /** Names below `p` from a delimiter listing (all pages): files win over prefixes of the same name. */
-  private async listNames (p: string): Promise<{ kinds: Map<string, NodeKind>; size: number; sawMarker: boolean }> {
+  /**
+   * Lists directory `p` with delimiter "/" and stores what it saw in the index: every page, or with `onePage` one
+   * page of the names after `after` (StartAfter). Files win over prefixes of the same name; the marker itself is
+   * not an entry.
+   */
+  private async listDir (p: string, after = '', onePage = false): Promise<{ entries: Map<string, Listed>; sawMarker: boolean }> {
     const prefix = this.keys.dirPrefix(p)
-    const kinds = new Map<string, NodeKind>()
+    const entries = new Map<string, Listed>()
     const dirs = new Set<string>()
     let sawMarker = false
-    let token: string | undefined
+    let upTo: string | undefined
+    const start = this.cache.listingBegins(p)
     try {
+      let token: string | undefined
       do {
-        const page = await this.listPage(prefix, { delimiter: true, token })
+        const page = await this.listPage(prefix, { delimiter: true, token, startAfter: after === '' ? undefined : prefix + after })
+        let last: string | undefined
         for (const o of page.Contents ?? []) {
           if (o.Key === undefined) continue
           if (o.Key === prefix) { sawMarker = true; continue }
           const name = o.Key.slice(prefix.length)
-          if (usableName(name)) kinds.set(name, 'file')
+          last = name
+          if (usableName(name)) entries.set(name, { kind: 'file', size: o.Size ?? 0, lastModifiedMs: o.LastModified?.getTime(), etag: o.ETag })
         }
-        for (const cp of page.CommonPrefixes ?? []) {
+        const cps = page.CommonPrefixes ?? []
+        for (const cp of cps) {
           const name = cp.Prefix?.slice(prefix.length, -1)
           if (name !== undefined && usableName(name)) dirs.add(name)
         }
+        const lastPrefix = cps.length > 0 ? cps[cps.length - 1].Prefix?.slice(prefix.length) : undefined
+        if (lastPrefix !== undefined && (last === undefined || compareNames(lastPrefix, last) > 0)) last = lastPrefix
         token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+        if (onePage && token !== undefined) {
+          // Covered: the names after `after` up to the last one this page holds.
+          upTo = last ?? after
+          token = undefined
+        }
       } while (token !== undefined)
+      for (const name of dirs) if (!entries.has(name)) entries.set(name, { kind: 'dir' })
+      this.cache.storeListing(p, start, after, upTo, entries)
     } catch (err) {
       throw this.fail(err, 'list', p)
+    } finally {
+      this.cache.listingEnds(p)
     }
-    for (const name of dirs) if (!kinds.has(name)) kinds.set(name, 'dir')
-    return { kinds, size: kinds.size, sawMarker }
+    return { entries, sawMarker }
   }
 
-  /** True when directory `p` holds anything besides its own marker (one small listing). */
+  /** True when directory `p` holds anything besides its own marker (a fresh listing, else one small listing). */
   private async hasChildren (p: string): Promise<boolean> {
+    const known = this.cache.dir(p)
+    if (known !== undefined) return known.size > 0
     const prefix = this.keys.dirPrefix(p)
     const page = await this.listPage(prefix, { delimiter: true, maxKeys: 2 })
     return (page.Contents ?? []).some(o => o.Key !== prefix) || (page.CommonPrefixes?.length ?? 0) > 0
@@ -585,17 +739,21 @@ export class S3Backend implements Backend {
       throw this.fail(err, 'write', p)
     }
     const now = this.now()
-    let mode = attrs.mode ?? parseMode(prev?.metadata[META_MODE]) ?? (S_IFREG | 0o644)
+    // NB: the mode and owner an object records win over `attrs`: rewriting a file's content changes neither (as
+    // write(2) does not), and `attrs` may hold defaults from a listing (s3Metadata=listing) rather than what the
+    // object says. `attrs` give new objects theirs, and objects that record none.
+    const prevMode = parseMode(prev?.metadata[META_MODE])
+    let mode = prevMode !== undefined && (prevMode & S_IFMT) === S_IFREG ? prevMode : attrs.mode ?? prevMode ?? (S_IFREG | 0o644)
     if ((mode & S_IFMT) === 0) mode |= S_IFREG
     const metadata = this.carriedMetadata(prev)
     metadata[META_MODE] = formatMode(mode)
-    metadata[META_UID] = String(attrs.uid ?? prev?.metadata[META_UID] ?? this.defaults.uid)
-    metadata[META_GID] = String(attrs.gid ?? prev?.metadata[META_GID] ?? this.defaults.gid)
+    metadata[META_UID] = String(parseId(prev?.metadata[META_UID]) ?? attrs.uid ?? this.defaults.uid)
+    metadata[META_GID] = String(parseId(prev?.metadata[META_GID]) ?? attrs.gid ?? this.defaults.gid)
     metadata[META_MTIME] = formatTime(attrs.mtimeMs ?? now)
     metadata[META_CTIME] = formatTime(now)
     const headers: ObjectHeaders = { ...(prev?.headers ?? {}) }
     headers.ContentType ??= DEFAULT_CONTENT_TYPE
-    this.mutated()
+    this.cache.touch(p)
     this.prefetch.invalidate(key)
     let etag: string | undefined
     try {
@@ -627,7 +785,7 @@ export class S3Backend implements Backend {
       if (cached.object !== undefined) return cached.object
     }
     // A fresh listing of the parent without this name: a new object, nothing to carry over.
-    if (cached === undefined && this.cache.dir(parentOf(p))?.has(baseName(p)) === false) return undefined
+    if (cached === undefined && this.cache.listed(parentOf(p), baseName(p)) === null) return undefined
     return await this.head(this.keys.fileKey(p))
   }
 
@@ -669,7 +827,7 @@ export class S3Backend implements Backend {
     if (p === '/') throw this.err('EISDIR', 'unlink', p, 'is a directory')
     const info = await this.lookup(p, 'unlink')
     if (info.stat.kind === 'dir') throw this.err('EISDIR', 'unlink', p, 'is a directory')
-    this.mutated()
+    this.cache.touch(p)
     this.prefetch.invalidate(this.keys.fileKey(p))
     try {
       await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.keys.fileKey(p) }))
@@ -698,7 +856,7 @@ export class S3Backend implements Backend {
       },
       headers: { ContentType: DIR_CONTENT_TYPE }
     }
-    this.mutated()
+    this.cache.touch(p)
     try {
       await this.putEmpty(info)
     } catch (err) {
@@ -706,7 +864,8 @@ export class S3Backend implements Backend {
       throw this.fail(err, 'mkdir', p)
     }
     this.cache.added(p, 'dir', { stat: statOf(info, true, this.defaults), object: info })
-    this.cache.setDir(p, new Map())
+    // Nothing below a directory just made: lookups of names in it are answered without a request.
+    this.cache.setEmptyDir(p)
   }
 
   private async putEmpty (info: ObjectInfo, body: Buffer = Buffer.alloc(0)): Promise<S3.PutObjectCommandOutput> {
@@ -724,7 +883,7 @@ export class S3Backend implements Backend {
     const info = await this.lookup(p, 'rmdir')
     if (info.stat.kind !== 'dir') throw this.err('ENOTDIR', 'rmdir', p, 'not a directory')
     const prefix = this.keys.dirPrefix(p)
-    this.mutated()
+    this.cache.touch(p)
     try {
       if (await this.hasChildren(p)) throw this.err('ENOTEMPTY', 'rmdir', p, 'directory not empty')
       await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: prefix }))
@@ -751,7 +910,8 @@ export class S3Backend implements Backend {
     if (src.stat.kind !== 'dir') {
       if (dst?.stat.kind === 'dir') throw this.err('EISDIR', 'rename', to, 'is a directory')
       if (src.stat.size > MAX_COPY_BYTES) throw this.err('EXDEV', 'rename', from, 'objects over 5 GiB cannot be copied in one request')
-      this.mutated()
+      this.cache.touch(from)
+      this.cache.touch(to)
       this.prefetch.invalidate(this.keys.fileKey(from))
       this.prefetch.invalidate(this.keys.fileKey(to))
       try {
@@ -763,7 +923,7 @@ export class S3Backend implements Backend {
         throw this.fail(err, 'rename', from)
       }
       this.cache.removed(from)
-      const moved = src.object === undefined ? undefined : { ...src, object: { ...src.object, key: this.keys.fileKey(to) } }
+      const moved = src.object === undefined ? { ...src } : { ...src, object: { ...src.object, key: this.keys.fileKey(to) } }
       this.cache.added(to, src.stat.kind, moved)
       return
     }
@@ -775,7 +935,7 @@ export class S3Backend implements Backend {
     }
     const srcPrefix = this.keys.dirPrefix(from)
     const dstPrefix = this.keys.dirPrefix(to)
-    this.mutated()
+    this.cache.touchTree()
     this.prefetch.invalidatePrefix(srcPrefix)
     this.prefetch.invalidatePrefix(dstPrefix)
     try {
@@ -785,10 +945,13 @@ export class S3Backend implements Backend {
       if (legacy !== undefined) await this.copy(legacy, this.keys.fileKey(to))
       if (legacy !== undefined) keys.push({ key: legacy, size: 0 })
       if (keys.some(k => k.size > MAX_COPY_BYTES)) throw this.err('EXDEV', 'rename', from, 'holds objects over 5 GiB, which cannot be copied in one request')
+      const progress = keys.length > PROGRESS_KEYS ? new Progress(this.log, `rename ${from} → ${to}`, keys.length, this.now) : undefined
       await eachLimit(keys.filter(k => k.key !== legacy), this.settings.concurrency * 4, async k => {
         await this.copy(k.key, dstPrefix + k.key.slice(srcPrefix.length))
+        progress?.step('copied')
       })
-      await this.deleteKeys(keys.map(k => k.key))
+      await this.deleteKeys(keys.map(k => k.key), progress)
+      progress?.done()
     } catch (err) {
       this.cache.removedTree(from)
       this.cache.removedTree(to)
@@ -808,22 +971,44 @@ export class S3Backend implements Backend {
   }
 
   /** Deletes keys in batches of 1,000 (DeleteObjects); any per-key error fails the whole call. */
-  private async deleteKeys (keys: string[]): Promise<void> {
+  private async deleteKeys (keys: string[], progress?: Progress): Promise<void> {
     if (keys.length === 1) {
       await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: keys[0] }))
       return
     }
-    const batches: string[][] = []
-    for (let i = 0; i < keys.length; i += DELETE_BATCH) batches.push(keys.slice(i, i + DELETE_BATCH))
-    await eachLimit(batches, this.settings.concurrency, async batch => {
-      const out = await this.send<S3.DeleteObjectsCommandOutput>('delete', new this.sdk.DeleteObjectsCommand({
-        Bucket: this.bucket, Delete: { Objects: batch.map(Key => ({ Key })), Quiet: true }
-      }))
-      const failed = out.Errors?.[0]
-      if (failed !== undefined) {
-        throw Object.assign(new Error(`${failed.Code ?? 'Error'} deleting ${failed.Key ?? '?'}`), { name: failed.Code ?? 'Error' })
+    const failed = (await this.deleteBatches(keys, progress)).find(e => e !== undefined)
+    if (failed !== undefined) throw failed
+  }
+
+  /**
+   * Deletes keys with DeleteObjects, DELETE_BATCH per request, `s3Concurrency` requests at a time. Resolves with one
+   * outcome per key: undefined (deleted, or there was nothing) or the error S3 gave for it (a request that failed
+   * as a whole gives its error to each of its keys).
+   */
+  private async deleteBatches (keys: string[], progress?: Progress): Promise<Array<unknown>> {
+    const outcome: unknown[] = keys.map(() => undefined)
+    const batches: number[] = []
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) batches.push(i)
+    await eachLimit(batches, this.settings.concurrency, async from => {
+      const batch = keys.slice(from, from + DELETE_BATCH)
+      try {
+        const out = await this.send<S3.DeleteObjectsCommandOutput>('deleteBatch', new this.sdk.DeleteObjectsCommand({
+          Bucket: this.bucket, Delete: { Objects: batch.map(Key => ({ Key })), Quiet: true }
+        }))
+        this.stats.deletedKeys += batch.length - (out.Errors?.length ?? 0)
+        for (const e of out.Errors ?? []) {
+          const i = batch.indexOf(e.Key ?? '')
+          const err = Object.assign(new Error(`${e.Code ?? 'Error'} deleting ${e.Key ?? '?'}`), { name: e.Code ?? 'Error', Code: e.Code })
+          if (i >= 0) outcome[from + i] = err
+        }
+      } catch (err) {
+        // S3 did not answer: the other batches would not be answered either.
+        if (isLinkError(err)) throw err
+        for (let i = 0; i < batch.length; i++) outcome[from + i] = err
       }
+      progress?.step('deleted', batch.length)
     })
+    return outcome
   }
 
   async symlink (target: string, p: string, owner?: Owner): Promise<void> {
@@ -846,7 +1031,7 @@ export class S3Backend implements Backend {
       },
       headers: { ContentType: DEFAULT_CONTENT_TYPE }
     }
-    this.mutated()
+    this.cache.touch(p)
     try {
       await this.putEmpty(info, body)
     } catch (err) {
@@ -903,7 +1088,7 @@ export class S3Backend implements Backend {
   private async updateMeta (p: string, op: string, patch: (md: Record<string, string>, st: Stat) => void): Promise<void> {
     this.keys.check(p, op)
     if (p === '/' && this.keys.prefix === '') throw this.err('EPERM', op, p, 'the bucket root has no object to hold attributes')
-    const info = await this.lookup(p, op)
+    const info = await this.lookupFull(p, op)
     const isDir = info.stat.kind === 'dir'
     let obj = info.object
     try {
@@ -919,7 +1104,7 @@ export class S3Backend implements Backend {
     md[META_MTIME] ??= formatTime(st.mtimeMs)
     patch(md, st)
     md[META_CTIME] = formatTime(this.now())
-    this.mutated()
+    this.cache.touch(p)
     if (obj !== undefined) this.prefetch.invalidate(obj.key)
     let next: ObjectInfo
     try {
@@ -955,7 +1140,7 @@ export class S3Backend implements Backend {
 
   private async xattrsOf (p: string, op: string): Promise<Map<string, Buffer>> {
     this.keys.check(p, op)
-    const info = await this.lookup(p, op)
+    const info = await this.lookupFull(p, op)
     let obj = info.object
     if (obj === undefined && p === '/' && this.keys.prefix !== '') {
       try {

@@ -71,6 +71,17 @@ export const S3_OPTIONS: OptionSpec[] = [
       'trusts attributes. Lookups of names a fresh listing does not hold are answered "no such file" without a request; ' +
       'changes made through this mount update the cache at once, changes made by other clients show up at most this late ' +
       '(plus the kernel\'s attrTtl/entryTtl).'
+  },
+  {
+    key: 's3Metadata', kind: 'enum', default: 'full', choices: ['listing', 'full'], scope: 's3',
+    help: 'Where attributes come from: listing (ListObjectsV2 alone: size, LastModified, kind) or full (x-amz-meta-* of each object, one HEAD per object not cached).',
+    details: 'listing: `ls -l`, `find` and lookups answered by a listing cost no request per object (as rclone ' +
+      '--use-server-modtime and mountpoint-s3): files show mode 0644, directories 0755, the mounting user, and ' +
+      'LastModified as their times; an object\'s recorded mode, owner, mtime and symlink-ness (x-amz-meta-*, written by ' +
+      'fsx, s3fs or rclone) show only where a HEAD was made anyway (a lookup no listing answered, a chmod, chown, ' +
+      'touch or xattr call, fsx\'s own writes) and are always kept when an object is rewritten. Symlinks listed in ' +
+      'this mode show as small files. full: every object\'s x-amz-meta-* is read (one HEAD per object a listing ' +
+      'shows that is not cached): right for buckets shared with s3fs or rclone metadata, slower for many small objects.'
   }
 ]
 
@@ -85,6 +96,8 @@ export interface S3Settings {
   partSizeBytes: number
   concurrency: number
   listCacheTtlMs: number
+  /** Where attributes come from (s3Metadata). */
+  metadata: 'listing' | 'full'
 }
 
 /** Reads the plugin's keys out of the resolved settings (and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL from `env`). */
@@ -109,6 +122,8 @@ export function s3Settings (options: Record<string, unknown>, env: Record<string
   if (timeoutMs < MIN_TIMEOUT_MS || timeoutMs > MAX_TIMEOUT_MS) throw makeError('EINVAL', 's3Timeout must be between 100ms and 10m')
   const partSizeBytes = num('s3PartSize', 8 * MiB)
   if (partSizeBytes < MIN_PART_SIZE || partSizeBytes > MAX_PART_SIZE) throw makeError('EINVAL', 's3PartSize must be between 5M and 5G (S3\'s part size limits)')
+  const metadata = options.s3Metadata ?? 'full'
+  if (metadata !== 'listing' && metadata !== 'full') throw makeError('EINVAL', 's3Metadata must be listing or full')
   const concurrency = num('s3Concurrency', 4)
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) throw makeError('EINVAL', `s3Concurrency must be an integer from 1 to ${MAX_CONCURRENCY}`)
   return {
@@ -118,7 +133,8 @@ export function s3Settings (options: Record<string, unknown>, env: Record<string
     timeoutMs,
     partSizeBytes: Math.floor(partSizeBytes),
     concurrency,
-    listCacheTtlMs: num('s3ListCacheTtl', num('attrTtl', 1000))
+    listCacheTtlMs: num('s3ListCacheTtl', num('attrTtl', 1000)),
+    metadata
   }
 }
 
