@@ -23,7 +23,7 @@ import { testUser } from '../helpers/user.js'
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'fsx-backend-memory')
 /** The packages `npm pack` must produce: the root and every workspace. */
-const PACKAGES = ['fsx', '@fsx/sdk', '@fsx/backend-local', '@fsx/backend-sftp', '@fsx/backend-s3']
+const PACKAGES = ['fsx', '@fsx/sdk', '@fsx/backend-local', '@fsx/backend-sftp', '@fsx/backend-s3', '@fsx/vector']
 const tarballName = (name: string, version: string): string => `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`
 
 interface Installed {
