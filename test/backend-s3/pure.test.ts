@@ -33,7 +33,8 @@ t.test('bad sources are refused with EINVAL, credentials never echoed', async t 
 
 t.test('settings: defaults, AWS_ENDPOINT_URL_S3, path style on for custom endpoints, ranges checked', async t => {
   const d = s3Settings({}, {})
-  t.same(d, { endpoint: undefined, region: undefined, pathStyle: false, timeoutMs: 30_000, partSizeBytes: 8 * 1024 * 1024, concurrency: 4, listCacheTtlMs: 1000, metadata: 'full' })
+  t.same(d, { endpoint: undefined, region: undefined, pathStyle: false, timeoutMs: 30_000, partSizeBytes: 8 * 1024 * 1024, concurrency: 4, listCacheTtlMs: 1000, metadata: 'full', listedAbsence: true })
+  t.equal(s3Settings({ negativeCacheTtl: 0 }, {}).listedAbsence, false, 'without a negative cache a listing never answers that a name is absent')
   t.equal(s3Settings({}, { AWS_ENDPOINT_URL_S3: 'http://h:9000' }).endpoint, 'http://h:9000')
   t.equal(s3Settings({}, { AWS_ENDPOINT_URL: 'http://all:1' }).endpoint, 'http://all:1')
   t.equal(s3Settings({ s3Endpoint: 'http://flag:2' }, { AWS_ENDPOINT_URL_S3: 'http://h:9000' }).endpoint, 'http://flag:2', 'the fsx setting wins')
@@ -181,6 +182,14 @@ t.test('the metadata cache expires on its clock and follows mutations', async t 
   c.setNode('/d/x/y', { stat: st })
   c.removedTree('/d')
   t.equal(c.node('/d/x/y'), undefined, 'a tree removal forgets everything below')
+  // Another client changed a tree (coherence): everything cached of it and its parent's listing is forgotten.
+  c.storeListing('/t', c.begin(), '', undefined, [['u', { kind: 'dir' }]])
+  c.end()
+  c.storeListing('/t/u', c.begin(), '', undefined, [['v', { kind: 'file', size: 2 }]])
+  c.end()
+  c.setNode('/t/u/v', { stat: st })
+  c.forgetTree('/t/u')
+  t.same([c.node('/t/u/v'), c.listed('/t/u', 'v'), c.listed('/t', 'u')], [undefined, undefined, undefined], 'forgetTree forgets below, and the parent\'s listing')
   c.setNode('/e', { stat: st })
   now += 499
   t.ok(c.node('/e'), 'fresh just before the TTL')

@@ -76,6 +76,7 @@ class ObjDir {
   async close () {}
 }
 export const objdirBackend = {
+  apiVersion: 1,
   name: 'objdir',
   schemes: ['objdir'],
   summary: 'Objects in a directory, whole-object writes only (test plugin)',

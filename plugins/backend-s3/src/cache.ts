@@ -314,9 +314,9 @@ export class MetaCache {
   forgetTree (p: string): void {
     if (p === '/') return this.clear()
     const below = p + '/'
-    for (const m of [this.nodes, this.dirs, this.listed] as Array<Map<string, unknown>>) {
-      for (const k of [...m.keys()]) if (k === p || k.startsWith(below)) m.delete(k)
-    }
+    for (const k of [...this.nodes.keys()]) if (k === p || k.startsWith(below)) this.nodes.delete(k)
+    for (const k of [...this.dirs.keys()]) if (k === p || k.startsWith(below)) this.dropIndex(k)
+    for (const k of [...this.listedSizes.keys()]) if (k === p || k.startsWith(below)) this.listedSizes.delete(k)
     this.forget(p)
   }
 

@@ -409,6 +409,8 @@ export class S3Backend implements Backend {
     const parent = parentOf(p)
     const name = baseName(p)
     let listed = this.cache.listed(parent, name)
+    // Without a negative cache an absence is asked of S3 again (a listing now, with the HEAD beside it).
+    if (listed === null && this.settings.listedAbsence === false) listed = undefined
     let head: Promise<ObjectInfo | undefined> | undefined
     if (listed === undefined && this.cache.ttlMs > 0 && rangeable(name)) {
       if (this.settings.metadata === 'full') {

@@ -98,6 +98,8 @@ export interface S3Settings {
   listCacheTtlMs: number
   /** Where attributes come from (s3Metadata). */
   metadata: 'listing' | 'full'
+  /** A fresh listing that lacks a name answers ENOENT for it without a request (off without a negative cache). */
+  listedAbsence?: boolean
 }
 
 /** Reads the plugin's keys out of the resolved settings (and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL from `env`). */
@@ -134,7 +136,10 @@ export function s3Settings (options: Record<string, unknown>, env: Record<string
     partSizeBytes: Math.floor(partSizeBytes),
     concurrency,
     listCacheTtlMs: num('s3ListCacheTtl', num('attrTtl', 1000)),
-    metadata
+    metadata,
+    // A mount without a negative cache (safe) promises that a name another client creates is seen at once: a
+    // listing then answers only what it holds, never that a name is absent.
+    listedAbsence: options.negativeCacheTtl === undefined || num('negativeCacheTtl', 0) > 0
   }
 }
 

@@ -200,6 +200,12 @@ export class SftpFileHandle implements BackendFileHandle {
       try {
         await this.reopening
       } catch (err) {
+        // The session the reopen went out on was lost too (a restart drops every connection, not all at once):
+        // reopening is idempotent, so it is tried again on another until the deadline.
+        if (isTransportError(err) && err.kind === 'lost' && !this.closed && Date.now() < deadline) {
+          this.host.stats.retries++
+          continue
+        }
         if (statusOf(err) === STATUS.NO_SUCH_FILE) {
           throw this.host.error('ESTALE', 'reopen', this.path, 'the file is gone from the server since the connection was re-established')
         }
