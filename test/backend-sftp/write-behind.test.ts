@@ -88,7 +88,7 @@ if (sshdAvailable(t)) {
     t.teardown(() => link.close())
     const b = await backendFor(sshd, { sftpConnections: 2 }, link.port, await knownHostsFor(sshd, link.port, t.testdir()))
     t.teardown(() => b.close())
-    await waitUntil(() => b.counters().connections === 2, { timeoutMs: 30_000, what: 'both SFTP connections' })
+    await waitUntil(() => b.levels().connections === 2, { timeoutMs: 10_000, what: 'both SFTP connections' })
     const big = (byte: number): Buffer => Buffer.alloc(2 * 1024 * 1024, byte)
     const writeBig = async (h: { write: (o: number, d: Buffer) => Promise<number> }, data: Buffer): Promise<void> => {
       for (let o = 0; o < data.length; o += K) await h.write(o, data.subarray(o, o + K))
