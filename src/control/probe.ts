@@ -35,16 +35,17 @@ function requestsSent (backend: Backend): number | undefined {
 }
 
 /**
- * Milliseconds per request of one stat, or undefined when the backend answered without asking its server.
- * NB: dividing by the request count assumes a stat's requests go one after another, as they do in every backend
- * (S3's lookup of a missing name: HEAD key, then HEAD key/, then LIST key/).
+ * Milliseconds of one stat that cost exactly one request (one round trip), or undefined when the backend answered
+ * without asking its server or sent several requests (S3's lookup of a missing name sends HEAD and LIST at once).
  */
 async function statRoundTrip (backend: Backend, path: string): Promise<number | undefined> {
   const before = requestsSent(backend)
   const ms = await timed(async () => await backend.stat(path).catch(() => undefined))
   const after = requestsSent(backend)
   if (before === undefined || after === undefined) return ms
-  return after > before ? ms / (after - before) : undefined
+  // One request is one round trip; several may have been in flight together (S3 asks HEAD and LIST at once), so
+  // their time says nothing of one: only single-request lookups are timed.
+  return after - before === 1 ? ms : undefined
 }
 
 /** The largest regular file in the root or one level below (at most 50 directories looked at). */
@@ -80,9 +81,14 @@ export async function probeBackend (backend: Backend): Promise<ProbeResult> {
     }
   }
   const lists: number[] = []
-  for (let i = 0; i < 3; i++) lists.push(await timed(() => backend.list('/')))
-  // The fastest round trip is the latency; slower ones measure whatever else the machine was doing. A listing always
-  // asks the server, so it bounds the round trip when no stat did.
+  for (let i = 0; i < 3; i++) {
+    // A backend may answer a listing from what it remembers (S3 from its last complete listing): made to forget, it
+    // asks the server, which is what is measured.
+    backend.invalidate?.('/', true)
+    lists.push(await timed(() => backend.list('/')))
+  }
+  // The fastest round trip is the latency; slower ones measure whatever else the machine was doing. A listing (after
+  // the backend forgot) asks the server, so it bounds the round trip when no stat did.
   const result: ProbeResult = { rttMs: Math.min(...(rtts.length > 0 ? rtts : lists)), listMs: median(lists) }
   const file = await findFile(backend)
   if (file && file.stat.size >= 64 * 1024) {

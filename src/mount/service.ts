@@ -185,6 +185,8 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       log: req.log
     }
     const metrics = new MountMetrics({ mountpoint, source: backend.description, preset: req.resolved.preset.name }, vfs, backend)
+    // The extensions' figures are registered with the Prometheus registry below, so they are known first.
+    metrics.extensions = ext
     // Before the engine mounts, so that the duration histogram sees every operation (its _count = fsx_ops_total).
     if (req.metricsAddr) parseAddr(req.metricsAddr)
     const promRegistry = req.metricsAddr ? buildRegistry(metrics) : undefined
@@ -193,7 +195,6 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       onUnexpected: (op, err) => req.log(`unexpected error in ${op}: ${(err as Error)?.stack ?? String(err)}`)
     })
     metrics.engineStats = mounted.stats
-    metrics.extensions = ext
     if (coherence !== undefined && !await peers!) {
       req.log(`coherence: ${coherence.server} does not answer yet: changes made by other mounts are seen when TTLs expire until it does`)
     }

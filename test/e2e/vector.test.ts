@@ -242,7 +242,7 @@ if (fuseAvailable(t)) {
     const text = await (await fetch(url!)).text()
     t.match(text, new RegExp(`fsx_vector_vectors\\{mountpoint="${m.mountpoint}"\\} 3`), 'vectors indexed')
     t.match(text, /fsx_vector_searches\{[^}]*\} 1/, 'searches answered')
-    t.match(text, /fsx_vector_search_latency_seconds\{[^}]*quantile="0.99"\} \d/, 'search latency quantiles')
+    t.match(text, /fsx_vector_search_latency_seconds\{[^}]*quantile="0.99"[^}]*\} \d/, 'search latency quantiles')
     t.match(text, /fsx_vector_index_bytes\{[^}]*\} [1-9]/, 'index memory')
 
     const wrongDim = await fsx(['search', m.mountpoint, '--vector', '1,2'])
