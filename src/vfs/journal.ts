@@ -254,6 +254,11 @@ export class Journal {
 
   // ---- what the VFS asks ------------------------------------------------------------------------------------------
 
+  /** Nothing is journaled or uploading now (a path's state goes once its last upload settled). */
+  get idle (): boolean {
+    return this.paths.size === 0
+  }
+
   /** The newest journaled (not yet uploaded) version of `p`, if any. */
   pending (p: string): JournalRecord | undefined {
     const s = this.paths.get(p)

@@ -508,7 +508,7 @@ export class Vfs {
     this.named(p, 'getattr')
     // A release saving the last staged copy has dropped it but not yet journaled or uploaded it: the backend's
     // attributes are the old ones until it is done (the kernel would take that old size as the file's).
-    await this.settled(p)
+    if (this.saving.size > 0) await this.settled(p)
     // Written behind the VFS's back (passthrough): only the backend knows the size and mtime now.
     if (this.bypassed.has(p)) this.meta.invalidate(p)
     const node = this.nodes.get(p)
@@ -700,8 +700,7 @@ export class Vfs {
     // What this mount holds and the backend does not know yet (a staged or journaled write, a passed-through
     // write) wins over the listing: a kernel that takes attributes from READDIRPLUS must not see an older size.
     // NB: an upload in flight counts too: the backend may have answered the listing with the version before it.
-    const journaled = this.journal === undefined ? 0 : (c => c.queued + c.inFlight)(this.journal.counters())
-    if (this.nodes.size > 0 || this.bypassed.size > 0 || journaled > 0) {
+    if (this.nodes.size > 0 || this.bypassed.size > 0 || this.journal?.idle === false) {
       const base = p === '/' ? '' : p
       await Promise.all(entries.map(async (e, i) => {
         const child = `${base}/${e.name}`
@@ -796,7 +795,7 @@ export class Vfs {
   async open (p: string, flagsInt: number, caller?: Caller): Promise<number> {
     this.named(p, 'open')
     // Not a copy of the version before what a release is saving now.
-    await this.settled(p)
+    if (this.saving.size > 0) await this.settled(p)
     const flags = decodeFlags(flagsInt)
     if (this.caps.randomWrite && this.backend.open) {
       if (!flags.write && !flags.create && !flags.truncate && this.health.failing && this.health.failFast) {
@@ -863,7 +862,7 @@ export class Vfs {
    */
   async create (p: string, mode: number, caller?: Caller, flagsInt?: number): Promise<number> {
     this.named(p, 'create')
-    await this.settled(p)
+    if (this.saving.size > 0) await this.settled(p)
     const given = flagsInt === undefined ? undefined : decodeFlags(flagsInt)
     const flags: OpenFlags = { read: true, write: true, create: true, exclusive: given?.exclusive ?? false, truncate: given?.truncate ?? false, append: given?.append ?? false }
     const { owner } = await this.ownerFor(p, caller)

@@ -14,6 +14,7 @@ import { fsxError } from '../../dist/errors.js'
 import { startSshd, sshdAvailable } from '../helpers/sshd.js'
 import { startDelayProxy } from '../helpers/delay-proxy.js'
 import { startCpuHog } from '../helpers/cpu-hog.js'
+import { createRng } from '../helpers/exerciser.js'
 
 const ro = { read: true, write: false, create: false, exclusive: false, truncate: false, append: false }
 const C = READAHEAD_CHUNK
@@ -22,17 +23,8 @@ const FILE_BYTES = 12 * 1024 * 1024 + 4321
 const READ = 128 * 1024
 const PAGE = 4096
 
-/** A small seeded PRNG (mulberry32), so a failing order can be replayed from the seed in the test name. */
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The exerciser's seeded PRNG (mulberry32): the same numbers for the same seed in every run. */
+const rng = (seed: number): () => number => createRng(seed).next
 
 function shuffle<T> (a: T[], rand: () => number): T[] {
   for (let i = a.length - 1; i > 0; i--) {

@@ -15,21 +15,13 @@ import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sd
 import { DENO, fsx, fuseAvailable, mountFsx, sh, tempDir, type Mount } from '../helpers/mount.js'
 import { waitUntil } from '../helpers/timing.js'
 import { startS3Server } from '../helpers/s3-server.js'
+import { createRng } from '../helpers/exerciser.js'
 
 const DIM = 8
 const FILES = 1000
 
-/** A fixed-seed generator (mulberry32): the data set is the same in every run. */
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The exerciser's seeded PRNG (mulberry32): the same numbers for the same seed in every run. */
+const rng = (seed: number): () => number => createRng(seed).next
 
 /** Numbers that are exact in float32 and in text, so a vector of the set is at distance exactly 0. */
 function vector (r: () => number): number[] {

@@ -12,7 +12,7 @@
  */
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -181,10 +181,18 @@ async function announcements (kind: 'hold' | 'drop'): Promise<string[]> {
 }
 
 async function announce (kind: 'hold' | 'drop'): Promise<() => Promise<void>> {
-  await mkdir(HOLDS, { recursive: true })
   const file = path.join(HOLDS, `${kind}-${process.pid}-${++holdSeq}`)
-  await writeFile(file, '')
-  return async () => { await rm(file, { force: true }) }
+  for (;;) {
+    await mkdir(HOLDS, { recursive: true })
+    // NB: the last one out removes the directory; one made a moment ago may be gone again.
+    const made = await writeFile(file, '').then(() => true, (err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return false; throw err })
+    if (made) break
+  }
+  return async () => {
+    await rm(file, { force: true })
+    // Nothing is left behind in the temp dir once no test holds or drops (ENOTEMPTY: another still does).
+    await rmdir(HOLDS).catch(() => {})
+  }
 }
 
 const pause = async (ms: number): Promise<void> => await new Promise(resolve => setTimeout(resolve, ms))
