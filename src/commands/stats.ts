@@ -9,7 +9,7 @@ import { FsxError } from '../errors.js'
 import { uptime } from './mounts.js'
 
 export default class Stats extends FsxCommand {
-  static summary = 'Live figures from running mounts: operations and latency, caches, readahead, write-back, backend, memory.'
+  static summary = 'Live figures from running mounts: engine, operations and latency, caches, readahead, write-back, backend, memory.'
   static description = 'With --json: {"mounts": [{"mountpoint", "source", "preset", "ops", "caches", "readahead", "writeback", ' +
     '"backend", "memory", "engine"}]} (one compact line per refresh with --watch); an error is {"error": {"code", "message", ' +
     '"hint", "exitCode"}}. With no mount running, and no --watch, it fails (exit 4).'
