@@ -47,7 +47,9 @@ class NodeTransport implements Transport {
   }
 
   start (bufferBytes: number, onRequest: (req: Buffer) => void, onEnd: (err?: Error) => void): void {
-    const worker = new Worker(new URL('./reader-node.js', import.meta.url), { workerData: { fd: this.fd, bufferBytes } })
+    // NB: execArgv [] — the reader needs nothing but node:fs: it must not first run the process's --import hooks (a
+    // test runner's loaders) while the kernel waits for someone to read INIT.
+    const worker = new Worker(new URL('./reader-node.js', import.meta.url), { workerData: { fd: this.fd, bufferBytes }, execArgv: [] })
     this.worker = worker
     let ended = false
     const end = (err?: Error): void => {
