@@ -81,7 +81,7 @@ export default class Warm extends FsxCommand {
     if (flags.pin || flags.unpin) {
       const res = await ask(mp, { cmd: 'pin', paths: inMount, unpin: flags.unpin })
       if (res.supported !== true) {
-        throw new FsxError('ENOTSUP', `${mp} has no data cache to pin files in`, { hint: 'only whole-object backends (S3) have one; local and SFTP files are cached by the kernel\'s page cache. On S3, check dataCacheSize / dataCacheMemory with fsx tune' })
+        throw new FsxError('ENOTSUP', `${mp} has no data cache to pin files in`, { hint: 'remote backends (S3, SFTP) have one; local files are left to the kernel\'s page cache. On S3 and SFTP, check dataCacheSize / dataCacheMemory with fsx tune' })
       }
       if (flags.unpin) {
         if (flags.json) this.log(JSON.stringify({ unpinned: inMount.length }))

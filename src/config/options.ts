@@ -101,7 +101,9 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
     key: 'writeback', kind: 'boolean', default: false, scope: 'vfs',
     help: 'Acknowledge close() before data is durable on the backend (write-back) instead of after (write-through).',
     details: 'Write-through (false): close() and fsync() return only once the backend holds the data durably. ' +
-      'Write-back (true): close() returns once the data is handed to the backend; fsync() still waits for durability.'
+      'Write-back (true): on a remote backend (S3, SFTP) close() returns once the file\'s new content is in an on-disk ' +
+      'journal under cacheDir/journal, uploaded whole in the background and replayed at the next mount after a crash; ' +
+      'on a local directory, once the data is handed to the host. fsync() still waits for durability.'
   },
   {
     key: 'xattrs', kind: 'boolean', default: true, scope: 'vfs',
@@ -225,9 +227,17 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
   {
     key: 'writebackDirtyMax', kind: 'size', default: 1024 ** 3, scope: 'vfs',
     min: 0, max: 64 * TiB, // 0: every close waits for its upload, as write-through
-    help: 'With writeback on a backend that writes whole objects (S3-like): most bytes journaled on local disk but not yet uploaded.',
+    help: 'With writeback on a remote backend (S3, SFTP): most bytes journaled on local disk but not yet uploaded.',
     details: 'close() returns once the file is in the journal under cacheDir/journal; uploads run in the background and ' +
       'are replayed at the next mount after a crash. Above this many pending bytes, close() waits for uploads.'
+  },
+  {
+    key: 'writebackDelay', kind: 'duration', default: 0, scope: 'vfs',
+    min: 0, max: DAY,
+    help: 'With writeback on a remote backend: how long a closed file waits in the journal before its upload starts (0: at once).',
+    details: 'Like rclone\'s --vfs-write-back: a file rewritten again and again (editors, builds, logs rotated in place) is ' +
+      'uploaded once, with its last content, instead of at every close. Waiting entries count against writebackDirtyMax, ' +
+      'are replayed after a crash like the others, and go at once when fsync(), `fsx flush` or an unmount asks for them.'
   },
   {
     key: 'coherence', kind: 'string', default: undefined, scope: 'vfs',

@@ -159,6 +159,7 @@ export async function startMount (req: MountRequest): Promise<RunningMount> {
       prefetchMaxBytes: values.prefetchMax as number,
       memoryBudgetBytes: values.memoryBudget as number,
       writebackDirtyMaxBytes: values.writebackDirtyMax as number,
+      writebackDelayMs: values.writebackDelay as number,
       staleIfErrorMs: values.staleIfError as number,
       validateIntervalMs: values.validateInterval as number,
       opTimeoutMs: values.opTimeout as number,

@@ -1,5 +1,5 @@
 /**
- * The data cache for backends that read whole objects over the network (S3-like: no `randomWrite`). File content is
+ * The data cache for remote backends (S3, SFTP: every backend whose files are not the host's). File content is
  * cached by fixed-size blocks (1 MiB by default), so a sparse read of a big file fetches only the blocks it touches.
  * Two tiers, each with its own hard byte cap and eviction policy (./eviction.ts):
  * - memory: blocks of small files (size ≤ `smallFileBytes`), as Buffers;

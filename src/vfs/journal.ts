@@ -1,7 +1,7 @@
 /**
- * The write-back journal for backends that write whole objects (S3-like), used with `writeback=true`: close()
- * returns once the file's new content is journaled on local disk; the upload happens in the background; fsync()
- * waits for it. After a crash (kill -9) the journal is replayed at the next mount of the same source, so nothing
+ * The write-back journal for remote backends (S3, SFTP: every backend whose writes the Vfs stages), used with
+ * `writeback=true`: close() returns once the file's new content is journaled on local disk; the upload (of the whole
+ * file) happens in the background; fsync() waits for it. After a crash (kill -9) the journal is replayed at the next mount of the same source, so nothing
  * acknowledged is lost.
  *
  * Layout, under `<cacheDir>/journal/<source id>/`: one entry per acknowledged version of an object,
@@ -18,6 +18,9 @@
  *   over it, but always admits an entry when nothing else is pending, so one large file cannot deadlock.
  * - A failed upload stays journaled and is retried with exponential backoff; whoever waits for that path (`flush`)
  *   gets the error of the failed attempt.
+ * - With `delayMs`, a path's waiting entry is uploaded no sooner than `delayMs` after its last commit (each commit
+ *   restarts the wait, so a file rewritten again and again is uploaded once); `flush` (fsync, `fsx flush`, unmount)
+ *   and back-pressure send waiting entries at once. Entries replayed after a crash go at once.
  * - The snapshot is a copy (a reflink where the filesystem can), never a hard link: the application may keep
  *   writing the staging file after close, and the journal must hold exactly what was acknowledged.
  */
@@ -51,6 +54,10 @@ export interface JournalOptions {
   log?: (line: string) => void
   /** First retry delay after a failed upload, in ms (doubles up to 30 s). */
   retryMs?: number
+  /** How long a committed entry waits before its upload starts, in ms (0: at once). */
+  delayMs?: number
+  /** The clock (tests fake it). */
+  now?: () => number
 }
 
 /** Uploads running at once across paths: enough to overlap round trips, few enough not to starve readers. */
@@ -66,6 +73,8 @@ interface PathState {
   retryMs?: number
   /** The path is being removed: a failed in-flight upload is dropped, not retried. */
   discarding?: boolean
+  /** `delayMs`: the queued entry's upload starts no sooner than this (clock ms). */
+  due?: number
 }
 
 async function fsyncPath (p: string): Promise<void> {
@@ -83,6 +92,9 @@ export class Journal {
   private closed = false
   private usable = false
   private readonly spaceWaiters: Array<() => void> = []
+  /** `delayMs`: wakes `kick` when the next waiting entry is due. */
+  private dueTimer?: NodeJS.Timeout
+  private dueAt = Infinity
   readonly ready: Promise<void>
 
   constructor (private readonly opts: JournalOptions) {
@@ -134,7 +146,7 @@ export class Journal {
       }
     }
     records.sort((a, b) => a.seq - b.seq)
-    for (const r of records) this.enqueue(r)
+    for (const r of records) this.enqueue(r, false)
     if (records.length > 0) this.opts.log?.(`write-back journal: replaying ${records.length} upload(s) left by an earlier run`)
   }
 
@@ -148,6 +160,7 @@ export class Journal {
     await this.ready
     if (!this.usable) throw new Error('the write-back journal is not usable')
     while (this.dirty > 0 && this.dirty + size > this.opts.maxDirtyBytes && !this.closed) {
+      this.expedite() // space is what waiting entries are holding: they go now
       await new Promise<void>(resolve => this.spaceWaiters.push(resolve))
     }
     const seq = this.seq++
@@ -176,8 +189,12 @@ export class Journal {
     this.enqueue(record)
   }
 
-  private enqueue (r: JournalRecord): void {
+  private now (): number { return this.opts.now?.() ?? Date.now() }
+
+  private enqueue (r: JournalRecord, delayed = true): void {
     const s = this.state(r.path)
+    const delay = delayed ? this.opts.delayMs ?? 0 : 0
+    s.due = delay > 0 ? this.now() + delay : undefined
     const replaced = s.queued
     if (replaced) {
       this.dirty -= replaced.size
@@ -197,10 +214,26 @@ export class Journal {
 
   private kick (): void {
     if (this.closed && this.active === 0 && !this.draining) return
+    const now = this.now()
+    let next = Infinity
     for (const [p, s] of this.paths) {
       if (this.active >= UPLOADERS) return
-      if (s.queued && !s.inflight && !s.retryTimer) void this.upload(p, s)
+      if (!s.queued || s.inflight || s.retryTimer) continue
+      if (s.due !== undefined && s.due > now) { next = Math.min(next, s.due); continue }
+      void this.upload(p, s)
     }
+    if (next < this.dueAt) {
+      if (this.dueTimer) clearTimeout(this.dueTimer)
+      this.dueAt = next
+      this.dueTimer = setTimeout(() => { this.dueTimer = undefined; this.dueAt = Infinity; this.kick() }, Math.max(0, next - now))
+      this.dueTimer.unref()
+    }
+  }
+
+  /** Every waiting entry goes now, whatever `delayMs` said. */
+  private expedite (): void {
+    for (const s of this.paths.values()) s.due = undefined
+    this.kick()
   }
 
   private draining = false
@@ -290,6 +323,7 @@ export class Journal {
     await this.ready
     const s = this.paths.get(p)
     if (!s || (!s.queued && !s.inflight)) return
+    if (s.due !== undefined) { s.due = undefined; this.kick() }
     if (s.retryTimer) { clearTimeout(s.retryTimer); s.retryTimer = undefined; this.kick() }
     await new Promise<void>((resolve, reject) => s.waiters.push({ resolve, reject }))
   }
@@ -341,6 +375,7 @@ export class Journal {
     for (const p of [...this.paths.keys()]) await this.flush(p).catch(() => {})
     this.closed = true
     this.draining = false
+    if (this.dueTimer) clearTimeout(this.dueTimer)
     let left = 0
     for (const s of this.paths.values()) {
       if (s.retryTimer) clearTimeout(s.retryTimer)

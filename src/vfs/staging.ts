@@ -1,7 +1,11 @@
 /**
- * Local staging for backends that cannot write at an offset (S3): the whole object lives in a local file while it
- * is open for writing; reads and writes of that file go to the staging copy; `flush`/`fsync` upload it whole.
- * Staging files are on disk (never unbounded memory), under `<cacheDir>/staging`, removed on release.
+ * Local staging for backends whose writes the Vfs stages (S3; SFTP with write-back): the whole object lives in a
+ * local file while it is open for writing; reads and writes of that file go to the staging copy; `flush`/`fsync`
+ * upload it whole. Staging files are on disk (never unbounded memory), under `<cacheDir>/staging`, removed on release.
+ *
+ * The copy of the object's current content is made lazily, at the first read, write or truncate that needs it: an
+ * open for writing that writes nothing (touch, an editor's probe, a futimens) costs no download, and reads nothing
+ * on the server (which would move the file's atime there). `size` is the object's until then.
  */
 import { copyFile, mkdir, open, rm, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
@@ -15,31 +19,50 @@ export class StagingFile {
   dirty = false
   /** Bumped by every write and truncate: an upload or journal commit clears `dirty` only if none came meanwhile. */
   version = 0
+  /** The copy of the object's content not made yet: run once by `filled()` (again after a failure). */
+  private fill?: () => Promise<void>
+  private filling?: Promise<void>
   private constructor (readonly file: string, readonly fh: FileHandle, public size: number) {}
 
-  /** Creates a staging file, filled with the backend object's current content unless `empty`. */
+  /**
+   * Creates a staging file that holds the backend object's current content (copied at the first use that needs it)
+   * unless `empty`.
+   */
   static async create (dir: string, backend: Backend, objectPath: string, empty: boolean, knownSize?: number): Promise<StagingFile> {
     await mkdir(dir, { recursive: true, mode: 0o700 })
     const file = path.join(dir, randomBytes(8).toString('hex'))
     const fh = await open(file, 'w+', 0o600)
     const staging = new StagingFile(file, fh, 0)
+    if (empty) return staging
     try {
-      if (!empty) {
-        const size = knownSize ?? (await backend.stat(objectPath)).size
-        let offset = 0
-        while (offset < size) {
-          const chunk = await backend.read(objectPath, offset, Math.min(FILL_CHUNK, size - offset))
-          if (chunk.length === 0) break
-          await fh.write(chunk, 0, chunk.length, offset)
-          offset += chunk.length
-        }
-        staging.size = offset
-      }
+      staging.size = knownSize ?? (await backend.stat(objectPath)).size
     } catch (err) {
       await staging.discard()
       throw err
     }
+    staging.fill = async () => {
+      let offset = 0
+      while (offset < staging.size) {
+        const chunk = await backend.read(objectPath, offset, Math.min(FILL_CHUNK, staging.size - offset))
+        if (chunk.length === 0) break
+        await fh.write(chunk, 0, chunk.length, offset)
+        offset += chunk.length
+      }
+      staging.size = offset
+    }
     return staging
+  }
+
+  /**
+   * Resolves once the copy of the object's content is made (at once when there is none to make). The Vfs calls it
+   * before the object's name changes (a rename from or over it): the copy is of the object the file was opened as.
+   */
+  async filled (): Promise<void> {
+    while (this.fill !== undefined) {
+      const fill = this.fill
+      this.filling ??= fill().then(() => { if (this.fill === fill) this.fill = undefined }).finally(() => { this.filling = undefined })
+      await this.filling
+    }
   }
 
   /** Creates a staging file holding a copy of a local file's first `size` bytes (a journaled version). */
@@ -60,11 +83,15 @@ export class StagingFile {
 
   async read (target: Buffer, length: number, position: number): Promise<number> {
     if (position >= this.size) return 0
+    await this.filled()
     const { bytesRead } = await this.fh.read(target, 0, Math.min(length, this.size - position), position)
     return bytesRead
   }
 
-  async write (data: Buffer, length: number, position: number): Promise<number> {
+  /** Writes at `position`, or at the end of the content (`'end'`: O_APPEND). */
+  async write (data: Buffer, length: number, position: number | 'end'): Promise<number> {
+    await this.filled()
+    if (position === 'end') position = this.size
     const { bytesWritten } = await this.fh.write(data, 0, length, position)
     this.size = Math.max(this.size, position + bytesWritten)
     this.dirty = true
@@ -73,6 +100,9 @@ export class StagingFile {
   }
 
   async truncate (size: number): Promise<void> {
+    // Cut to nothing: the object's old content is not needed (a copy in progress is let finish first).
+    if (size === 0 && this.filling === undefined) this.fill = undefined
+    await this.filled()
     await this.fh.truncate(size)
     this.size = size
     this.dirty = true

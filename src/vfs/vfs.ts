@@ -23,7 +23,11 @@
  * - Whole-object backends read through the data cache (data-cache.ts: memory tier for small files, disk tier by
  *   blocks under `<cacheDir>/data`), with per-handle sequential readahead into it (readahead.ts). Each open reads
  *   one object version (size + mtime or ETag, from the open's stat): cached blocks of another version are never
- *   served. Backends with random writes (local, SFTP) have no data cache: the kernel page cache does that job.
+ *   served. Remote backends with random writes (SFTP) read through it too, except a file this mount has open for
+ *   writing through a backend handle (read from the backend; its blocks are dropped by each such write and close).
+ *   The local backend has no data cache: the kernel page cache does that job.
+ * - `stagesWrites`: backends without random writes, and remote ones with `writeback`, stage writes (above) and, with
+ *   `writeback`, journal them; the others write through backend file handles.
  * - One memory budget (`memoryBudgetBytes`) covers the metadata, xattr and in-memory data caches and blocks in
  *   flight; near it the memory tier gives up blocks and readahead pauses.
  * - Names are bytes carried in strings (../backend/names.ts). For a backend without `byteNames`, every path
@@ -98,6 +102,8 @@ export interface VfsOptions {
   writebackDirtyMaxBytes?: number
   /** First retry delay after a failed background upload, in ms (default 1 s, doubling to 30 s). */
   writebackRetryMs?: number
+  /** With `writeback`: how long a closed file waits in the journal before its upload starts (writebackDelay). */
+  writebackDelayMs?: number
   /** Largest window prefetched ahead of a sequential reader into the data cache, in bytes (0: no readahead). */
   prefetchMaxBytes?: number
   /** Data cache block size in bytes (default 1 MiB: one request amortises a round trip, a sparse read stays cheap). */
@@ -238,6 +244,9 @@ interface OpenNode {
   /** Owner recorded with every upload: the object's own, so a chown is not undone by the next write. */
   uid: number
   gid: number
+  /** A modification time set (utimens) while staged, recorded by the next save; a later write or truncate clears it
+   *  (`cp -p` sets the times through the open descriptor before it closes). */
+  mtimeMs?: number
 }
 
 interface Handle {
@@ -292,9 +301,15 @@ export class Vfs {
   readonly health: BackendHealth
   readonly xattrs: XattrCache
   readonly meta: MetaCache
-  /** Data cache; only for backends without random writes (for local files the kernel page cache is enough). */
+  /** Data cache; for remote backends (for local files the kernel page cache is enough). */
   readonly data?: DataCache
-  /** Write-back journal; only for backends without random writes, with `writeback`. */
+  /**
+   * Writes go to a staged whole copy of the file, saved whole (uploaded, or journaled with `writeback`), instead of
+   * backend file handles: backends without random writes (S3), and remote ones with `writeback` (SFTP), so that close
+   * returns once the data is journaled on local disk.
+   */
+  readonly stagesWrites: boolean
+  /** Write-back journal; for backends that stage writes, with `writeback`. */
   readonly journal?: Journal
   /** Peer mounts of the same source, over Redis (coherence.ts); undefined when the `coherence` setting is off. */
   private coherence?: Coherence
@@ -368,9 +383,13 @@ export class Vfs {
     this.sourceId = createHash('sha256')
       .update(this.backend.capabilities.hostFiles === true ? `${this.backend.description}\0${os.hostname()}` : this.backend.description)
       .digest('hex').slice(0, 32)
+    const caps = this.backend.capabilities
+    // Files of the host (local) are the kernel page cache's job; every remote backend gets fsx's data cache.
+    const remote = caps.hostFiles !== true
+    this.stagesWrites = !caps.randomWrite || this.backend.open === undefined || (remote && opts.writeback === true)
     const dataDisk = opts.dataCacheSize ?? 0
     const dataMem = opts.dataCacheMemory ?? 0
-    if (!this.backend.capabilities.randomWrite && (dataDisk > 0 || dataMem > 0)) {
+    if (remote && (dataDisk > 0 || dataMem > 0)) {
       this.data = new DataCache({
         dir: path.join(opts.cacheDir, 'data', ns),
         diskBytes: dataDisk,
@@ -384,7 +403,7 @@ export class Vfs {
         onDiskUnavailable: reason => opts.log?.(`data cache: disk tier off: ${reason}`)
       })
     }
-    if (!this.backend.capabilities.randomWrite && opts.writeback) {
+    if (this.stagesWrites && opts.writeback) {
       this.journal = new Journal({
         dir: path.join(opts.cacheDir, 'journal', ns),
         backend: this.backend,
@@ -394,6 +413,7 @@ export class Vfs {
           this.tell(p, 'data')
         },
         retryMs: opts.writebackRetryMs,
+        delayMs: opts.writebackDelayMs,
         log: opts.log
       })
     }
@@ -524,7 +544,7 @@ export class Vfs {
         const etag = !staging.dirty && st?.etag !== undefined && st.size === staging.size ? { etag: st.etag } : {}
         return {
           kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
-          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
+          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: node.mtimeMs ?? (staging.dirty ? now : (st?.mtimeMs ?? now)), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
         }
       }
     }
@@ -797,7 +817,10 @@ export class Vfs {
     // Not a copy of the version before what a release is saving now.
     if (this.saving.size > 0) await this.settled(p)
     const flags = decodeFlags(flagsInt)
-    if (this.caps.randomWrite && this.backend.open) {
+    // A remote backend with file handles reads through the data cache, like a whole-object one: a read-only open,
+    // unless this mount is writing the file through a backend handle right now (its blocks are changing).
+    const throughCache = this.data !== undefined && !flags.write && !flags.create && !flags.truncate && !this.writing(p)
+    if (!this.stagesWrites && this.backend.open && !throughCache) {
       if (!flags.write && !flags.create && !flags.truncate && this.health.failing && this.health.failFast) {
         // The backend is known to be failing: a read-only open of a file known before succeeds without it, so the
         // pages the kernel kept still read; a read that reaches fsx opens the file on the backend then.
@@ -856,6 +879,12 @@ export class Vfs {
     return this.register({ path: p, flags, node, dirty: false, version, readahead })
   }
 
+  /** This mount has `p` open for writing through a backend handle. */
+  private writing (p: string): boolean {
+    for (const h of this.handles.values()) if (h.bh !== undefined && h.flags.write && h.path === p) return true
+    return false
+  }
+
   /**
    * creat(2) / open(O_CREAT): `flagsInt` are the open flags when the engine has them (O_EXCL is honoured; the
    * handle's access mode follows them), default read-write.
@@ -866,9 +895,28 @@ export class Vfs {
     const given = flagsInt === undefined ? undefined : decodeFlags(flagsInt)
     const flags: OpenFlags = { read: true, write: true, create: true, exclusive: given?.exclusive ?? false, truncate: given?.truncate ?? false, append: given?.append ?? false }
     const { owner } = await this.ownerFor(p, caller)
-    if (this.caps.randomWrite && this.backend.open) {
+    if (!this.stagesWrites && this.backend.open) {
       const bh = await this.mutate(async () => await this.backend.open!(p, flags, mode & 0o7777, owner), () => this.entryChanged(p), [p, 'entry'])
       return this.register({ path: p, flags, bh, dirty: false, changed: true })
+    }
+    if (this.backend.open) {
+      // Staged writes on a backend with file handles (SFTP with write-back): the empty file is made through one, so
+      // O_EXCL stays atomic on the server, and its content is staged like a whole object's.
+      const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
+      await this.mutate(async () => await (await this.backend.open!(p, flags, mode & 0o7777, owner)).close(),
+        () => this.entryChanged(p), [p, 'entry'])
+      // Made new (O_EXCL) or emptied (O_TRUNC): what the journal held of an earlier file of this name is gone too.
+      const empty = flags.exclusive || flags.truncate
+      if (empty) await this.journal?.discard(p)
+      const node = this.acquireNode(p, fileMode, owner.uid, owner.gid)
+      try {
+        if (!node.staging) await this.stage(node, async () => await StagingFile.create(this.stagingDir(), this.backend, p, empty))
+        else if (empty) await node.staging.truncate(0)
+      } catch (err) {
+        await this.releaseNode(node)
+        throw err
+      }
+      return this.register({ path: p, flags, node, dirty: false })
     }
     if (flags.exclusive) {
       // Whole-object backends have no exclusive create: the closest is a fresh look before making the object.
@@ -892,7 +940,7 @@ export class Vfs {
 
   async read (_p: string, fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fh)
-    if (!h.bh && !h.node && !h.journalFile && this.caps.randomWrite) h.bh = await this.openLazy(h)
+    if (!h.bh && !h.node && !h.journalFile && !this.stagesWrites) h.bh = await this.openLazy(h)
     if (h.bh) {
       if (h.bh.readInto) return await h.bh.readInto(buf, len, pos)
       const data = await h.bh.read(pos, len)
@@ -944,9 +992,10 @@ export class Vfs {
     }
     const staging = h.node?.staging
     if (!staging) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
+    h.node!.mtimeMs = undefined
     // O_APPEND is ours to honour (the engines pass it on only when the kernel does not append by itself): the
     // kernel's idea of the size may be older than the staged file's.
-    return await staging.write(data, len, h.flags.append ? staging.size : pos)
+    return await staging.write(data, len, h.flags.append ? 'end' : pos)
   }
 
   /** Called on every close(2) of a descriptor: where write errors reach the application. */
@@ -995,14 +1044,14 @@ export class Vfs {
     if (journal) await journal.ready
     if (!journal?.enabled) {
       if (!staging.dirty) return
-      await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid }),
+      await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs: node.mtimeMs }),
         () => this.changed(node.path), [node.path, 'data'])
       this.committed({ kind: 'write', path: node.path })
       return
     }
     if (staging.dirty) {
       const version = staging.version
-      await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs: Date.now() }),
+      await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs: node.mtimeMs ?? Date.now() }),
         () => this.changed(node.path))
       if (staging.version === version) staging.dirty = false
       this.committed({ kind: 'write', path: node.path })
@@ -1029,7 +1078,11 @@ export class Vfs {
         await bh.close()
       } finally {
         // Its writes are all answered once closed (write-behind included): close-to-open across mounts.
-        if (h.wrote === true) this.tell(h.path, 'data')
+        if (h.wrote === true) {
+          // Blocks a read-only open cached while this one wrote may hold a mix of old and new bytes.
+          this.data?.invalidate(h.path)
+          this.tell(h.path, 'data')
+        }
       }
       // What the kernel wrote directly (passthrough, mmap) may have landed after the last flush.
       if (h.changed === true || (h.passthrough === true && h.flags.write)) this.committed({ kind: 'write', path: h.path })
@@ -1051,7 +1104,10 @@ export class Vfs {
     this.named(p, 'truncate')
     await this.settled(p)
     const node = this.nodes.get(p)
-    if (node?.staging) return await node.staging.truncate(size)
+    if (node?.staging) {
+      node.mtimeMs = undefined
+      return await node.staging.truncate(size)
+    }
     await this.journal?.flush(p)
     await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p), [p, 'data'])
     this.committed({ kind: 'write', path: p })
@@ -1076,7 +1132,10 @@ export class Vfs {
     h.dirty = true
     h.changed = true
     if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path), [h.path, 'data'])
-    if (h.node?.staging) return await h.node.staging.truncate(size)
+    if (h.node?.staging) {
+      h.node.mtimeMs = undefined
+      return await h.node.staging.truncate(size)
+    }
     await this.truncate(h.path ?? p, size)
   }
 
@@ -1129,6 +1188,10 @@ export class Vfs {
     this.named(to, 'rename')
     for (const [q, saving] of this.saving) {
       if (q === from || q === to || q.startsWith(from + '/')) await saving.catch(() => {})
+    }
+    // Staged copies not made yet (staging.ts) are made now, while both names still mean what they meant at open.
+    for (const node of this.nodes.values()) {
+      if (node.path === from || node.path.startsWith(from + '/') || node.path === to) await node.staging?.filled()
     }
     // Upload staged content first so the object that moves is the one the application wrote.
     for (const node of this.nodes.values()) {
@@ -1190,6 +1253,8 @@ export class Vfs {
     this.named(existing, 'link')
     this.named(p, 'link')
     if (!this.caps.hardlinks || !this.backend.link) throw new FsxError('EPERM', 'hard links are not supported by this backend', { path: p, op: 'link' })
+    // Write-back: the new name must share the content close() acknowledged, not the version before its upload.
+    await this.settleJournal(existing)
     await this.mutate(async () => await this.backend.link!(existing, p), () => {
       this.changed(existing)
       this.entryChanged(p)
@@ -1223,7 +1288,11 @@ export class Vfs {
     if (!this.caps.utimens || !this.backend.utimens) return
     await this.settleJournal(p)
     const now = Date.now()
-    await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime), () => this.changed(p), [p, 'attr'])
+    const m = mtime === 'now' ? now : mtime
+    await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, m), () => this.changed(p), [p, 'attr'])
+    // Staged: the save at close must record this time, not its own.
+    const node = this.nodes.get(p)
+    if (node?.staging && m !== undefined) node.mtimeMs = m
   }
 
   /** Write-back: an attribute change must land after the upload of the version it applies to, not be overwritten by it. */

@@ -230,9 +230,9 @@ class ProbedBackend extends FakeBackend {
   }
 }
 
-async function probedVfs (o: { randomWrite?: boolean } = {}) {
+async function probedVfs (o: { randomWrite?: boolean, hostFiles?: boolean } = {}) {
   const ft = fakeTimers()
-  const b = new ProbedBackend({ randomWrite: o.randomWrite ?? false, now: ft.now })
+  const b = new ProbedBackend({ randomWrite: o.randomWrite ?? false, hostFiles: o.hostFiles, now: ft.now })
   const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'fsx-health-'))
   const vfs = new Vfs(b as any, {
     writeback: false, consistency: 'session', xattrCacheSize: 100, xattrCacheTtlMs: 5000,
@@ -296,8 +296,8 @@ test('the VFS on a backend that freezes: one request waits out the lookup deadli
   await done()
 })
 
-test('the VFS on a backend that refuses: a read-only open of a file seen before succeeds, its reads need the backend', async () => {
-  const { ft, b, vfs, done } = await probedVfs({ randomWrite: true })
+test('the VFS on a local-like backend that refuses: a read-only open of a file seen before succeeds, its reads need the backend', async () => {
+  const { ft, b, vfs, done } = await probedVfs({ randomWrite: true, hostFiles: true })
   b.put('/f', 'content')
   assert.equal(await readAll(vfs, '/f'), 'content')
   await vfs.getattr('/f') // as libfuse does after an open (auto_cache), and the kernel at the next lookup
@@ -321,8 +321,33 @@ test('the VFS on a backend that refuses: a read-only open of a file seen before 
   await done()
 })
 
-test('every VFS request settles by its deadline; an open that completes too late is released', async () => {
+test('the VFS on a remote backend with random writes (SFTP-like) that refuses: data read before reads from the data cache', async () => {
   const { ft, b, vfs, done } = await probedVfs({ randomWrite: true })
+  b.put('/f', 'content')
+  b.put('/g', 'never read')
+  assert.equal(await readAll(vfs, '/f'), 'content')
+  await vfs.getattr('/g')
+  await ft.advance(6000)
+  b.down = 'ECONNREFUSED'
+  b.pingMode = 'down'
+  await assert.rejects(vfs.getattr('/h'), { code: 'EIO' }, 'a refused connection reaches the application as EIO')
+  const reads = b.count('read') + b.count('handleRead')
+  assert.equal(await readAll(vfs, '/f'), 'content', 'a file read before reads while the backend refuses (stale-if-error)')
+  const fh = await vfs.open('/g', constants.O_RDONLY)
+  await assert.rejects(vfs.read('/g', fh, Buffer.alloc(20), 20, 0), { code: 'EIO' }, 'a file never read needs the server')
+  await vfs.release('/g', fh)
+  b.down = undefined
+  b.pingMode = 'ok'
+  await ft.advance(1000)
+  assert.equal(vfs.stats().stale!.backendFailing, false)
+  assert.equal(b.count('read') + b.count('handleRead'), reads, 'nothing of that reached the backend')
+  assert.equal(await readAll(vfs, '/g'), 'never read', 'it reads once the backend answers')
+  await done()
+})
+
+test('every VFS request settles by its deadline; an open that completes too late is released', async () => {
+  // Local-like: a read-only open opens a backend handle (a remote backend's reads through the data cache need none).
+  const { ft, b, vfs, done } = await probedVfs({ randomWrite: true, hostFiles: true })
   b.put('/f', 'x')
   const mk = b.hold('mkdir')
   const p = later(vfs.mkdir('/d', 0o755))

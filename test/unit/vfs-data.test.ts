@@ -159,8 +159,35 @@ test('the disk tier survives a restart of the VFS', async () => {
 
 test('a local-like backend (random writes) gets no data cache', async () => {
   const { FakeBackend } = await import('./helpers/fake-backend.ts')
-  const vfs = vfsOn(new FakeBackend(), await tempDir('fsx-vfs-data-'))
+  const vfs = vfsOn(new FakeBackend({ hostFiles: true }), await tempDir('fsx-vfs-data-'))
   assert.equal(vfs.data, undefined)
   assert.equal(vfs.stats().caches.dataDisk.entries, 0)
+  await vfs.close()
+})
+
+test('a remote backend with random writes (SFTP-like) reads through the data cache; its own writes are never hidden by it', async () => {
+  const { FakeBackend } = await import('./helpers/fake-backend.ts')
+  const backend = new FakeBackend()
+  const vfs = vfsOn(backend, await tempDir('fsx-vfs-data-'))
+  assert.ok(vfs.data !== undefined, 'a remote backend gets the data cache')
+  assert.equal(vfs.stagesWrites, false, 'without writeback it writes through backend file handles')
+  const blob = randomBytes(3 * MiB + 17)
+  backend.put('/big', blob)
+  assert.ok((await cat(vfs, '/big')).equals(blob))
+  const r = backend.counters().reads
+  assert.ok(r > 0)
+  assert.ok((await cat(vfs, '/big')).equals(blob))
+  assert.equal(backend.counters().reads, r, 'a re-read makes no backend read')
+
+  // A writer through a backend handle: a read-only open made meanwhile reads the backend, not the cached blocks.
+  const w = await vfs.open('/big', constants.O_WRONLY)
+  await vfs.write('/big', w, Buffer.from('CHANGED'), 7, 0)
+  const during = await cat(vfs, '/big')
+  assert.equal(during.subarray(0, 7).toString(), 'CHANGED', 'what the open writer wrote is read, not the cached block')
+  await vfs.flush('/big', w)
+  await vfs.release('/big', w)
+  const after = await cat(vfs, '/big')
+  assert.equal(after.subarray(0, 7).toString(), 'CHANGED', 'and after its close')
+  assert.ok(after.subarray(7).equals(blob.subarray(7)))
   await vfs.close()
 })

@@ -46,6 +46,8 @@ const MEMORY_MAX = 4096
 /** Bytes read from a staging file per pipelined write step of a whole-object `write`, and steps in flight. */
 const UPLOAD_BLOCK_BYTES = 1024 * 1024
 const UPLOAD_BLOCKS_IN_FLIGHT = 4
+/** Names of whole-file uploads in progress (`write`): left out of listings. */
+const UPLOAD_TEMP = /^\.fsx-[0-9a-f]{12}\.tmp$/
 
 /** ssh2's attributes as the server sends them (times in seconds). */
 interface Attrs { mode?: number, uid?: number, gid?: number, size?: number, atime?: number, mtime?: number }
@@ -594,7 +596,8 @@ export class SftpBackend implements Backend, HandleHost {
     if (this.listingTtlMs > 0 && this.listed.size + entries.length > MEMORY_MAX * 4) this.listed.clear()
     // NB: ssh2 decodes names as UTF-8; a name that is not becomes U+FFFD and could not be addressed (or two
     // such names would show as one): they are left out.
-    const out = entries.filter(e => !e.filename.includes('\uFFFD')).map(e => {
+    // A whole-file upload in progress (write(): a temporary file renamed over the target) is not a file of the tree.
+    const out = entries.filter(e => !e.filename.includes('\uFFFD') && !UPLOAD_TEMP.test(e.filename)).map(e => {
       const nlink = nlinkFromLongname(e.longname)
       const st = toStat(e.attrs, nlink)
       const child = `${base}/${e.filename}`
@@ -691,7 +694,7 @@ export class SftpBackend implements Backend, HandleHost {
     const keep = old?.kind === 'file' ? old : undefined
     const mode = attrs.mode ?? keep?.mode
     const dir = parentOf(p)
-    const tmp = `${dir === '/' ? '' : dir}/.fsx-${randomBytes(6).toString('hex')}.tmp`
+    const tmp = `${dir === '/' ? '' : dir}/.fsx-${randomBytes(6).toString('hex')}.tmp` // matches UPLOAD_TEMP
     const h = await this.open(tmp, { read: false, write: true, create: true, exclusive: true, truncate: false, append: false }, (mode ?? 0o666) & 0o7777)
     let renamed = false
     try {

@@ -471,7 +471,7 @@ export class Session {
     const { name } = C.cname(r, r.arg)
     const p = this.childPath(r.nodeid, name)
     const node = this.nodes.child(r.nodeid, name)
-    if (node !== undefined && node.opens > 0 && !this.vfs.backend.capabilities.randomWrite) {
+    if (node !== undefined && node.opens > 0 && this.vfs.stagesWrites) {
       // Whole-object backends: a file unlinked while open is moved to a hidden name and removed at its last
       // close, so the open handles' uploads cannot bring it back (as libfuse's high-level API does).
       const hidden = this.childPath(r.nodeid, `.fuse_hidden${node.id.toString(16).padStart(8, '0')}${Date.now().toString(16).slice(-8)}`)

@@ -25,6 +25,9 @@ interface Node {
 export interface FakeOptions {
   /** Like local/SFTP (true, default) or like S3 (false: no open(), whole-object writes). */
   randomWrite?: boolean
+  /** Files of this host, like local (the Vfs leaves caching them to the kernel); default false: a remote backend
+   *  (with randomWrite, like SFTP: fsx's data cache, and write-back through the journal). */
+  hostFiles?: boolean
   /** Report inode numbers (default true). */
   ino?: boolean
   /** Report an etag that changes on every write (default false). */
@@ -50,7 +53,7 @@ export class FakeBackend {
   constructor (readonly opts: FakeOptions = {}) {
     this.now = opts.now ?? Date.now
     const rw = opts.randomWrite ?? true
-    this.capabilities = { randomWrite: rw, symlinks: true, hardlinks: true, xattrs: true, chmod: true, chown: true, utimens: true, statfs: false, atomicRename: true, realDirectories: true }
+    this.capabilities = { randomWrite: rw, symlinks: true, hardlinks: true, xattrs: true, chmod: true, chown: true, utimens: true, statfs: false, atomicRename: true, realDirectories: true, ...(opts.hostFiles === true ? { hostFiles: true } : {}) }
     this.nodes.set('/', this.node('dir', 0o755))
     if (!rw) (this as any).open = undefined
   }
