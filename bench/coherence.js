@@ -18,7 +18,8 @@
 //     the hour TTLs hold and the lag above is coherence's doing).
 //
 // Environment: BENCH_SCALE (full: 200 rounds, 3 without coherence; quick: 40 and 1), COHERENCE_ROUNDS,
-// COHERENCE_OFF_ROUNDS, COHERENCE_KINDS (comma list, default all: overwrite, rename, chmod, unlink, create), BENCH_FSX_BIN (the fsx CLI, default bin/run.js). Prints a Markdown table on stdout,
+// COHERENCE_OFF_ROUNDS, COHERENCE_KINDS (comma list, default all: overwrite, rename, chmod, unlink, create),
+// BENCH_FSX_BIN (the fsx CLI, default bin/run.js). Prints a Markdown table on stdout,
 // progress on stderr, and writes bench/results/coherence-<ts>.json and .md. Exits 0 whether or not the target is
 // met (the report says), non-zero when the harness cannot run or leaves something mounted.
 //
