@@ -124,7 +124,7 @@ const ALL_KINDS = [
     act: async (m, i) => {
       const fh = await open(join(m, 'ow', `f${nm(i)}`), 'w');
       try {
-        await fh.write(newContent(i));
+        await fh.writeFile(newContent(i)); // NB: loops until every byte is written (fh.write may write fewer)
       } finally {
         await fh.close();
       }
