@@ -70,16 +70,17 @@ async function descendantLevels(root) {
   return levels.reverse();
 }
 
-async function sshdAvailable() {
+export async function sshdAvailable() {
   if (!existsSync(SSHD)) return `${SSHD} is not installed (openssh-server)`;
   return onPath('ssh-keygen');
 }
 
 /**
  * Starts a private sshd serving everything as root with a fresh key pair, in ctx.tmpDir/sshd.
- * Resolves { port, key, knownHosts, stop() } once it answers; stop() kills it (and its sessions) and waits.
+ * Resolves { port, key, knownHosts, pid, stop() } once it answers; stop() kills it (and its sessions) and waits.
+ * Also used by bench/coherence.js (one sshd for its four mounts).
  */
-async function startSshd(ctx) {
+export async function startSshd(ctx) {
   const dir = join(ctx.tmpDir, 'sshd');
   await mkdir(dir, { recursive: true });
   await mkdir('/run/sshd', { recursive: true });
@@ -120,7 +121,7 @@ async function startSshd(ctx) {
   };
   for (const deadline = Date.now() + 15_000; Date.now() < deadline;) {
     if (child.exitCode !== null || child.signalCode !== null) break;
-    if (await answers(port)) return { port, key, knownHosts, stop };
+    if (await answers(port)) return { port, key, knownHosts, pid: child.pid, stop };
     await new Promise((ok) => setTimeout(ok, 50));
   }
   await stop();
