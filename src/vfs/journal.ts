@@ -265,6 +265,16 @@ export class Journal {
     return s?.queued ?? s?.inflight
   }
 
+  /** Paths directly in directory `dir` with a version journaled and not uploaded yet. */
+  pendingIn (dir: string): string[] {
+    const base = dir === '/' ? '/' : dir + '/'
+    const out: string[] = []
+    for (const [p, s] of this.paths) {
+      if ((s.queued ?? s.inflight) !== undefined && p.startsWith(base) && !p.slice(base.length).includes('/')) out.push(p)
+    }
+    return out
+  }
+
   /** The file holding a journaled version's content (removed once uploaded: open it, then read). */
   dataFile (r: JournalRecord): string { return this.file(r.seq, 'data') }
 

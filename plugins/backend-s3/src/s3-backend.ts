@@ -3,11 +3,13 @@
  *
  * Shape of the work (see keys.ts for the key layout, metadata.ts for the attribute formats, cache.ts for what is
  * remembered, errors.ts for the errno mapping):
- * - stat: HEAD key; else HEAD key/ (directory marker); else a 1-key LIST of key/ (a directory that exists only
- *   because deeper keys do). A fresh listing of the parent answers "no such name" without a request and skips the
- *   probes that cannot succeed.
- * - list: ListObjectsV2 with delimiter "/", every page; keys are files, common prefixes directories; the marker
- *   itself is hidden. A name that is both a file and a prefix shows as the file (stat probes the key first too).
+ * - stat: answered by the cache or a fresh listing of the parent (present or absent); else by listing the parent
+ *   (again when small, else from the name onward) and, with s3Metadata=full, a HEAD of the key at the same time;
+ *   with the cache off by HEAD key, HEAD key/ (directory marker) and a 1-key LIST of key/ (a directory that exists
+ *   only because deeper keys do), all at once (see `lookup`).
+ * - list: ListObjectsV2 with delimiter "/", every page (or a fresh complete listing); keys are files, common prefixes
+ *   directories; the marker itself is hidden. A name that is both a file and a prefix shows as the file. With
+ *   s3Metadata=listing attributes come from the listing (size, LastModified); with full from a HEAD per entry.
  * - read: ranged GETs. Sequential reads are answered from read-ahead chunks fetched `s3Concurrency` at a time
  *   (prefetch.ts); a large read (the VFS filling a staging file) is split into `s3Concurrency` parallel ranges.
  * - write: whole objects only (capabilities.randomWrite = false: the VFS stages partial writes in a local file and
@@ -28,8 +30,9 @@
  *   the call with ETIMEDOUT.
  * - One backend call waits for S3 at most about s3Timeout when S3 does not answer: the first request that gets no
  *   answer (or no connection) ends it, never followed by the next probe or HEAD of the same call (`isLinkError`).
- * - Every mutation bumps `epoch` and updates the cache before resolving; a probe or listing that started before a
- *   mutation does not store what it saw (it may be older than the mutation).
+ * - Every mutation marks what it changes in the cache (`touch`, `touchTree`) and updates the cache before resolving;
+ *   a probe or listing that started before a mutation does not store what it saw of the changed names (it may be
+ *   older than the mutation): see cache.ts.
  * - Errors leave here as errno-coded errors made with kit.fsxError; their messages carry no credentials.
  */
 import { createReadStream } from 'node:fs'
