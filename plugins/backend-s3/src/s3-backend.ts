@@ -19,6 +19,10 @@
  *   metadata, xattrs and content type are carried over from the object it replaces.
  * - chmod/chown/utimens/xattrs: CopyObject of the object onto itself with MetadataDirective REPLACE (content type
  *   and the other standard headers sent again); a directory without a marker gets one.
+ * - unlink: DeleteObject, or DeleteObjects for unlinks in flight together (delete-queue.ts). With writeback
+ *   (`deleteDelayMs` > 0) an unlink returns once the key is queued and gone for this mount; the key is sent in a
+ *   batch of up to 1,000 when the batch is full, deleteDelayMs after its first key, before an rmdir or directory
+ *   rename, and at close.
  * - rename: CopyObject + DeleteObject; a directory moves key by key (copies first, then deletes: an interruption
  *   leaves both names, never neither). Not atomic (capabilities.atomicRename = false).
  *
@@ -33,6 +37,9 @@
  * - Every mutation marks what it changes in the cache (`touch`, `touchTree`) and updates the cache before resolving;
  *   a probe or listing that started before a mutation does not store what it saw of the changed names (it may be
  *   older than the mutation): see cache.ts.
+ * - A file whose delete is queued or in flight (`deletes`) is absent for this mount: lookups answer ENOENT and
+ *   listings leave it out; a write, symlink or rename onto it first takes it out of the queue (or waits for its
+ *   batch), so a delete never lands after a later write of the same key.
  * - Errors leave here as errno-coded errors made with kit.fsxError; their messages carry no credentials.
  */
 import { createReadStream } from 'node:fs'
@@ -44,6 +51,7 @@ import type {
 } from '@fsx/sdk'
 import { compareNames, MetaCache, type Listed, type NodeInfo } from './cache.js'
 import { Prefetcher } from './prefetch.js'
+import { DeleteQueue } from './delete-queue.js'
 import { isLinkError, isNotFound, s3CodeOf, statusOf, translate } from './errors.js'
 import { baseName, copySource, KeyMap, parentOf, usableName } from './keys.js'
 import {
@@ -217,6 +225,8 @@ export class S3Backend implements Backend {
   private closed = false
   /** Where long operations report progress (the mount's log); see `setLog`. */
   private log?: (line: string) => void
+  /** Unlinks' deletes, batched (delete-queue.ts); keyed by path. */
+  private readonly deletes: DeleteQueue
 
   constructor (
     readonly target: S3Target,
@@ -236,6 +246,20 @@ export class S3Backend implements Backend {
     this.defaults = { uid: opts.uid ?? process.getuid?.() ?? 0, gid: opts.gid ?? process.getgid?.() ?? 0 }
     this.callDeadlineMs = settings.timeoutMs * MAX_ATTEMPTS + BACKOFF_SLACK_MS
     this.prefetch = new Prefetcher(async (key, start, len) => await this.getRange(key, start, len), settings.concurrency, this.now)
+    this.deletes = new DeleteQueue({
+      batch: DELETE_BATCH,
+      delayMs: settings.deleteDelayMs,
+      send: async paths => await this.deletePaths(paths),
+      onSettled: (p, err) => {
+        // A listing in flight may have seen the object before it went: it stores nothing of it.
+        this.cache.touch(p)
+        if (err === undefined) this.cache.removed(p)
+        else this.cache.forget(p)
+      },
+      onLateError: (p, err) => {
+        this.log?.(`unlink ${p}: S3 did not delete the object after the unlink returned (${this.fail(err, 'unlink', p).message}); it is still there`)
+      }
+    })
   }
 
   /** Lines for the mount's log (a large directory rename's progress). */
@@ -246,7 +270,7 @@ export class S3Backend implements Backend {
   /** Requests by kind, retries, errors, bytes; cacheHits: lookups answered by the metadata cache; prefetchHits:
    *  reads answered from read-ahead chunks. */
   counters (): Record<string, number> {
-    return { ...this.stats, cacheHits: this.cache.hits, prefetchHits: this.prefetch.hits }
+    return { ...this.stats, cacheHits: this.cache.hits, prefetchHits: this.prefetch.hits, deletesPending: this.deletes.pending }
   }
 
   // ---- requests ---------------------------------------------------------------------------------------------------
@@ -349,6 +373,7 @@ export class S3Backend implements Backend {
    */
   private async lookup (p: string, op: string): Promise<NodeInfo> {
     if (p === '/') return this.rootInfo()
+    if (this.deletes.has(p)) throw this.err('ENOENT', op, p, 'no such file or directory')
     const cached = this.cache.node(p)
     if (cached === null) throw this.err('ENOENT', op, p, 'no such file or directory')
     if (cached !== undefined) return cached
@@ -643,7 +668,7 @@ export class S3Backend implements Backend {
           if (o.Key === prefix) { sawMarker = true; continue }
           const name = o.Key.slice(prefix.length)
           last = name
-          if (usableName(name)) entries.set(name, { kind: 'file', size: o.Size ?? 0, lastModifiedMs: o.LastModified?.getTime(), etag: o.ETag })
+          if (usableName(name) && !this.deletes.has(p === '/' ? '/' + name : `${p}/${name}`)) entries.set(name, { kind: 'file', size: o.Size ?? 0, lastModifiedMs: o.LastModified?.getTime(), etag: o.ETag })
         }
         const cps = page.CommonPrefixes ?? []
         for (const cp of cps) {
@@ -737,6 +762,7 @@ export class S3Backend implements Backend {
     if (p === '/') throw this.err('EISDIR', 'write', p, 'is a directory')
     const key = this.keys.fileKey(p)
     const size = Buffer.isBuffer(source) ? source.length : source.size
+    await this.deletes.cancel(p)
     let prev: ObjectInfo | undefined
     try {
       prev = await this.replacing(p)
@@ -834,13 +860,31 @@ export class S3Backend implements Backend {
     if (info.stat.kind === 'dir') throw this.err('EISDIR', 'unlink', p, 'is a directory')
     this.cache.touch(p)
     this.prefetch.invalidate(this.keys.fileKey(p))
+    if (this.settings.deleteDelayMs > 0) {
+      // Write-back: gone for this mount now, deleted on S3 with the next unlinks' keys.
+      this.deletes.defer(p)
+      this.cache.removed(p)
+      return
+    }
     try {
-      await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.keys.fileKey(p) }))
+      await this.deletes.add(p)
     } catch (err) {
       this.cache.forget(p)
       throw this.fail(err, 'unlink', p)
     }
     this.cache.removed(p)
+  }
+
+  /** Deletes the objects of files `paths` (the queue's batches): one outcome per path, as `deleteBatches`. */
+  private async deletePaths (paths: string[]): Promise<unknown[]> {
+    const keys = paths.map(p => this.keys.fileKey(p))
+    if (keys.length > 1) return await this.deleteBatches(keys)
+    try {
+      await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: keys[0] }))
+      return [undefined]
+    } catch (err) {
+      return [err]
+    }
   }
 
   async mkdir (p: string, mode: number, owner?: Owner): Promise<void> {
@@ -887,6 +931,8 @@ export class S3Backend implements Backend {
     if (p === '/') throw this.err('EBUSY', 'rmdir', p, 'cannot remove the mount root')
     const info = await this.lookup(p, 'rmdir')
     if (info.stat.kind !== 'dir') throw this.err('ENOTDIR', 'rmdir', p, 'not a directory')
+    // The deletes of files unlinked in it go first: a key S3 kept makes it not empty.
+    await this.deletes.flush()
     const prefix = this.keys.dirPrefix(p)
     this.cache.touch(p)
     try {
@@ -910,6 +956,10 @@ export class S3Backend implements Backend {
     if (to.startsWith(from + '/')) throw this.err('EINVAL', 'rename', to, 'cannot move a directory into itself')
     const src = await this.lookup(from, 'rename')
     if (from === to) return
+    // A queued delete of the target lands before the copy onto it; a directory's keys are listed after its
+    // files' deletes landed.
+    if (src.stat.kind === 'dir') await this.deletes.flush()
+    else await this.deletes.cancel(to)
     const dst = await this.find(to, 'rename')
     await this.checkParent(to, 'rename')
     if (src.stat.kind !== 'dir') {
@@ -1036,6 +1086,7 @@ export class S3Backend implements Backend {
       },
       headers: { ContentType: DEFAULT_CONTENT_TYPE }
     }
+    await this.deletes.cancel(p)
     this.cache.touch(p)
     try {
       await this.putEmpty(info, body)
@@ -1192,6 +1243,9 @@ export class S3Backend implements Backend {
   }
 
   async close (): Promise<void> {
+    if (this.closed) return
+    // Unlinks that returned before their delete was sent: sent now.
+    await this.deletes.flush()
     if (this.closed) return
     this.closed = true
     this.cache.clear()
