@@ -15,7 +15,8 @@
  *   rename, chmod, …) first waits for the upload; unlink drops what was not uploaded yet.
  * - Whole-object backends: creat(2) makes no request. The new file exists only as this mount's open node (`created`)
  *   until its first save (flush, fsync, close: an upload, or a journal entry with `writeback`); until then getattr,
- *   open, readdir and rmdir answer for it from the node, and chmod/chown/utimens/xattr calls save it first.
+ *   open, readdir and rmdir answer for it from the node; chmod, chown and an mtime-only utimens (tar's, before its
+ *   close) change the node, and its first save records them; other utimens and the xattr calls save it first.
  * - Mutations invalidate the metadata caches (attributes, listings, negative answers: meta-cache.ts) and the xattr
  *   cache for exactly the paths they touch, after the backend call settles and before they resolve; a rename or rmdir
  *   of a directory invalidates everything below it, and a change of a directory's entries its listing.
@@ -243,6 +244,8 @@ interface OpenNode {
   gid: number
   /** Made by create and not saved yet: the backend has no object for it (see the invariants). */
   created?: boolean
+  /** utimens of a `created` node: the mtime its first save records, unless written since (staging version `at`). */
+  setMtime?: { ms: number, at: number }
 }
 
 interface Handle {
@@ -530,9 +533,10 @@ export class Vfs {
         // A clean staged copy (uploaded, or never changed) is the backend's object: its ETag names this content (a
         // mount extension told of the upload records it as the file's version).
         const etag = !staging.dirty && st?.etag !== undefined && st.size === staging.size ? { etag: st.etag } : {}
+        const mtimeMs = this.createdMtime(node, staging) ?? (staging.dirty ? now : (st?.mtimeMs ?? now))
         return {
-          kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
-          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: staging.dirty ? now : (st?.mtimeMs ?? now), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
+          kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? (node.created === true ? node.uid : this.uid),
+          gid: st?.gid ?? (node.created === true ? node.gid : this.gid), nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs, ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
         }
       }
     }
@@ -1039,18 +1043,22 @@ export class Vfs {
     if (journal) await journal.ready
     if (!journal?.enabled) {
       if (!staging.dirty) return
-      await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid }),
+      const mtimeMs = this.createdMtime(node, staging)
+      await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs }),
         () => this.changed(node.path), [node.path, node.created === true ? 'entry' : 'data'])
       node.created = false
+      node.setMtime = undefined
       this.committed({ kind: 'write', path: node.path })
       return
     }
     if (staging.dirty) {
       const version = staging.version
-      await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs: Date.now() }),
+      const mtimeMs = this.createdMtime(node, staging) ?? Date.now()
+      await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs }),
         () => this.changed(node.path))
       if (node.created === true) this.journaledNew.add(node.path)
       node.created = false
+      node.setMtime = undefined
       if (staging.version === version) staging.dirty = false
       this.committed({ kind: 'write', path: node.path })
     }
@@ -1261,6 +1269,11 @@ export class Vfs {
   async chmod (p: string, mode: number): Promise<void> {
     this.named(p, 'chmod')
     if (!this.caps.chmod || !this.backend.chmod) throw new FsxError('ENOTSUP', 'chmod is not supported by this backend', { path: p, op: 'chmod' })
+    const made = this.unsaved(p)
+    if (made) {
+      made.mode = (made.mode & ~0o7777) | (mode & 0o7777)
+      return this.changed(p)
+    }
     await this.settleJournal(p)
     await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p), [p, 'attr'])
     const node = this.nodes.get(p)
@@ -1270,8 +1283,11 @@ export class Vfs {
   async chown (p: string, uid: number, gid: number): Promise<void> {
     this.named(p, 'chown')
     if (!this.caps.chown || !this.backend.chown) throw new FsxError('ENOTSUP', 'chown is not supported by this backend', { path: p, op: 'chown' })
-    await this.settleJournal(p)
-    await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p), [p, 'attr'])
+    const made = this.unsaved(p)
+    if (!made) {
+      await this.settleJournal(p)
+      await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p), [p, 'attr'])
+    } else this.changed(p)
     const node = this.nodes.get(p)
     // chown(2) passes -1 (as an unsigned 0xffffffff) for "leave unchanged".
     if (node && uid !== -1 && uid !== 0xffffffff) node.uid = uid
@@ -1282,9 +1298,25 @@ export class Vfs {
     this.named(p, 'utimens')
     // Backends without times keep whatever they record; touch(1) must still succeed.
     if (!this.caps.utimens || !this.backend.utimens) return
+    const made = this.unsaved(p)
+    if (made && atime === undefined && mtime !== undefined) {
+      made.setMtime = { ms: mtime === 'now' ? Date.now() : mtime, at: made.staging!.version }
+      return this.changed(p)
+    }
     await this.settleJournal(p)
     const now = Date.now()
     await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, mtime === 'now' ? now : mtime), () => this.changed(p), [p, 'attr'])
+  }
+
+  /** The node of `p` when it was created here and not saved yet (no object on the backend). */
+  private unsaved (p: string): OpenNode | undefined {
+    const node = this.nodes.get(p)
+    return node?.created === true && node.staging !== undefined ? node : undefined
+  }
+
+  /** The mtime a `created` node was given by utimens, unless written since. */
+  private createdMtime (node: OpenNode, staging: StagingFile): number | undefined {
+    return node.setMtime !== undefined && node.setMtime.at === staging.version ? node.setMtime.ms : undefined
   }
 
   /** Write-back: an attribute change must land after the upload of the version it applies to, not be overwritten by it. */
