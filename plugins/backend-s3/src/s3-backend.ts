@@ -889,6 +889,8 @@ export class S3Backend implements Backend {
 
   async mkdir (p: string, mode: number, owner?: Owner): Promise<void> {
     this.keys.check(p, 'mkdir')
+    // A file of this name unlinked and not deleted yet: its key goes first (it would hide the directory).
+    if (this.deletes.has(p)) await this.deletes.flush()
     if (p === '/' || await this.find(p, 'mkdir') !== undefined) throw this.err('EEXIST', 'mkdir', p, 'file exists')
     await this.checkParent(p, 'mkdir')
     const now = this.now()
