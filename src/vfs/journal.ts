@@ -13,7 +13,9 @@
  *   record is written last and removed first, so a crash never leaves a record without its data.
  * - Per path at most one upload is in flight and at most one entry waits behind it; a newer commit replaces the
  *   waiting one (each entry is the whole object, so only the latest matters). Uploads of one path happen in commit
- *   order, so an older version never overwrites a newer one.
+ *   order, so an older version never overwrites a newer one. Uploads of different paths run in parallel: up to
+ *   `uploaders` (16) at once, of which at most LARGE_UPLOADERS are large (each of those is itself a multipart upload
+ *   with parallel parts buffered in memory).
  * - Dirty bytes (entries not yet uploaded) are bounded by `maxDirtyBytes`: `commit` waits (back-pressure) while
  *   over it, but always admits an entry when nothing else is pending, so one large file cannot deadlock.
  * - A failed upload stays journaled and is retried with exponential backoff; whoever waits for that path (`flush`)
@@ -58,10 +60,17 @@ export interface JournalOptions {
   delayMs?: number
   /** The clock (tests fake it). */
   now?: () => number
+  /** Uploads of different paths at once (default UPLOADERS). */
+  uploaders?: number
 }
 
-/** Uploads running at once across paths: enough to overlap round trips, few enough not to starve readers. */
-const UPLOADERS = 4
+/** Uploads running at once across paths: a small file's upload is one round trip, so many small files (an untar)
+ *  upload as fast as the link allows only with many in flight (geesefs runs 16 flushers); few enough to leave the
+ *  backend's connections to readers. */
+export const UPLOADERS = 16
+/** Of those, uploads of large entries (over LARGE_BYTES: multipart uploads, each with its own parallel parts). */
+export const LARGE_UPLOADERS = 4
+export const LARGE_BYTES = 8 * 1024 * 1024
 const MAX_RETRY_MS = 30_000
 
 interface PathState {
@@ -86,6 +95,7 @@ export class Journal {
   private readonly paths = new Map<string, PathState>()
   private seq = Date.now() * 1000
   private active = 0
+  private activeLarge = 0
   private dirty = 0
   private flushed = 0
   private errors = 0
@@ -215,12 +225,13 @@ export class Journal {
   private kick (): void {
     if (this.closed && this.active === 0 && !this.draining) return
     const now = this.now()
+    const max = this.opts.uploaders ?? UPLOADERS
     let next = Infinity
     for (const [p, s] of this.paths) {
-      if (this.active >= UPLOADERS) return
+      if (this.active >= max) return
       if (!s.queued || s.inflight || s.retryTimer) continue
       if (s.due !== undefined && s.due > now) { next = Math.min(next, s.due); continue }
-      void this.upload(p, s)
+      if (s.queued.size <= LARGE_BYTES || this.activeLarge < LARGE_UPLOADERS) void this.upload(p, s)
     }
     if (next < this.dueAt) {
       if (this.dueTimer) clearTimeout(this.dueTimer)
@@ -243,6 +254,8 @@ export class Journal {
     s.queued = undefined
     s.inflight = r
     this.active++
+    const large = r.size > LARGE_BYTES
+    if (large) this.activeLarge++
     try {
       await this.opts.backend.write(r.path, { file: this.file(r.seq, 'data'), size: r.size }, { mode: r.mode, uid: r.uid, gid: r.gid, mtimeMs: r.mtimeMs })
       // NB: the backend holds this version now. What the caches still say of the previous one must go before the
@@ -271,6 +284,7 @@ export class Journal {
       }
     } finally {
       this.active--
+      if (large) this.activeLarge--
       this.kick()
     }
   }
@@ -296,6 +310,16 @@ export class Journal {
   pending (p: string): JournalRecord | undefined {
     const s = this.paths.get(p)
     return s?.queued ?? s?.inflight
+  }
+
+  /** Paths directly in directory `dir` with a version journaled and not uploaded yet. */
+  pendingIn (dir: string): string[] {
+    const base = dir === '/' ? '/' : dir + '/'
+    const out: string[] = []
+    for (const [p, s] of this.paths) {
+      if ((s.queued ?? s.inflight) !== undefined && p.startsWith(base) && !p.slice(base.length).includes('/')) out.push(p)
+    }
+    return out
   }
 
   /** The file holding a journaled version's content (removed once uploaded: open it, then read). */

@@ -13,6 +13,10 @@
  *   uploaded in the background and replayed at the next mount after a crash. Until a path's upload is done, its
  *   attributes come from the journal, and anything that reads or changes it on the backend (open, truncate,
  *   rename, chmod, …) first waits for the upload; unlink drops what was not uploaded yet.
+ * - Whole-object backends: creat(2) makes no request. The new file exists only as this mount's open node (`created`)
+ *   until its first save (flush, fsync, close: an upload, or a journal entry with `writeback`); until then getattr,
+ *   open, readdir and rmdir answer for it from the node; chmod, chown and an mtime-only utimens (tar's, before its
+ *   close) change the node, and its first save records them; other utimens and the xattr calls save it first.
  * - Mutations invalidate the metadata caches (attributes, listings, negative answers: meta-cache.ts) and the xattr
  *   cache for exactly the paths they touch, after the backend call settles and before they resolve; a rename or rmdir
  *   of a directory invalidates everything below it, and a change of a directory's entries its listing.
@@ -244,9 +248,11 @@ interface OpenNode {
   /** Owner recorded with every upload: the object's own, so a chown is not undone by the next write. */
   uid: number
   gid: number
-  /** A modification time set (utimens) while staged, recorded by the next save; a later write or truncate clears it
-   *  (`cp -p` sets the times through the open descriptor before it closes). */
-  mtimeMs?: number
+  /** Made by create and not saved yet: the backend has no object for it (see the invariants). */
+  created?: boolean
+  /** utimens of a staged node (`cp -p` and tar set times before close): the mtime its next save records, unless
+   *  written since (staging version `at`). */
+  setMtime?: { ms: number, at: number }
 }
 
 interface Handle {
@@ -311,6 +317,8 @@ export class Vfs {
   readonly stagesWrites: boolean
   /** Write-back journal; for backends that stage writes, with `writeback`. */
   readonly journal?: Journal
+  /** Write-back: files created here whose first version is journaled, not uploaded (their upload makes a new name). */
+  private readonly journaledNew = new Set<string>()
   /** Peer mounts of the same source, over Redis (coherence.ts); undefined when the `coherence` setting is off. */
   private coherence?: Coherence
   /** Stable id of the source (its description; and the host, for local directories): names its coherence channel. */
@@ -410,7 +418,8 @@ export class Vfs {
         maxDirtyBytes: opts.writebackDirtyMaxBytes ?? 1024 ** 3,
         onUploaded: p => {
           this.changed(p)
-          this.tell(p, 'data')
+          // A file created here first exists on the backend now: peers learn of a new name.
+          this.tell(p, this.journaledNew.delete(p) ? 'entry' : 'data')
         },
         retryMs: opts.writebackRetryMs,
         delayMs: opts.writebackDelayMs,
@@ -535,16 +544,17 @@ export class Vfs {
     if (node?.staging) {
       // The object on the backend is stale while a staged copy is open: report the staged size. The last close may
       // end the staging while the backend is asked: then what that close saved (journal or backend) answers.
-      const st = await this.statCached(p).catch(() => undefined)
+      const st = node.created === true ? undefined : await this.statCached(p).catch(() => undefined)
       const staging = node.staging
       if (staging) {
         const now = Date.now()
         // A clean staged copy (uploaded, or never changed) is the backend's object: its ETag names this content (a
         // mount extension told of the upload records it as the file's version).
         const etag = !staging.dirty && st?.etag !== undefined && st.size === staging.size ? { etag: st.etag } : {}
+        const mtimeMs = this.createdMtime(node, staging) ?? (staging.dirty ? now : (st?.mtimeMs ?? now))
         return {
-          kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? this.uid, gid: st?.gid ?? this.gid,
-          nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs: node.mtimeMs ?? (staging.dirty ? now : (st?.mtimeMs ?? now)), ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
+          kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? (node.created === true ? node.uid : this.uid),
+          gid: st?.gid ?? (node.created === true ? node.gid : this.gid), nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs, ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
         }
       }
     }
@@ -717,6 +727,15 @@ export class Vfs {
       entries = this.stale(err, () => this.meta.staleList(p, this.staleMs))
     }
     const stats = entries.map(e => e.stat)
+    // Files created here and not on the backend yet (open, or journaled by write-back): listed too.
+    const unlisted = this.unlistedIn(p, entries)
+    if (unlisted.length > 0) {
+      entries = [...entries]
+      for (const name of unlisted) {
+        entries.push({ name })
+        stats.push(undefined)
+      }
+    }
     // What this mount holds and the backend does not know yet (a staged or journaled write, a passed-through
     // write) wins over the listing: a kernel that takes attributes from READDIRPLUS must not see an older size.
     // NB: an upload in flight counts too: the backend may have answered the listing with the version before it.
@@ -730,6 +749,19 @@ export class Vfs {
       }))
     }
     return { names: entries.map(e => e.name), stats }
+  }
+
+  /** Names below directory `p` this mount created that `entries` (the backend's listing) does not hold. */
+  private unlistedIn (p: string, entries: DirEntry[]): string[] {
+    const base = p === '/' ? '' : p
+    const out = new Set<string>()
+    for (const node of this.nodes.values()) {
+      if (node.created === true && parentOf(node.path) === p) out.add(node.path.slice(base.length + 1))
+    }
+    for (const q of this.journal?.pendingIn(p) ?? []) out.add(q.slice(base.length + 1))
+    if (out.size === 0) return []
+    for (const e of entries) out.delete(e.name)
+    return [...out]
   }
 
   async statfs (p: string): Promise<StatFs> {
@@ -843,7 +875,8 @@ export class Vfs {
     // Write-back: a version not uploaded yet is read (or staged for writing) from the journal's copy.
     if (this.journal) await this.journal.ready
     const journaled = this.journal?.pending(p)
-    let st = journaled ? this.journaledStat(journaled) : await this.statForOpen(p)
+    const made = this.nodes.get(p)
+    let st = made?.created === true ? await this.getattr(p) : journaled ? this.journaledStat(journaled) : await this.statForOpen(p)
     if (st.kind === 'dir') throw new FsxError('EISDIR', 'is a directory', { path: p, op: 'open' })
     const node = this.acquireNode(p, st.mode, st.uid, st.gid)
     let journalFile: FileHandle | undefined
@@ -924,13 +957,26 @@ export class Vfs {
       const exists = await this.backend.stat(p).then(() => true, (err: { code?: string }) => { if (err.code === 'ENOENT') return false; throw err })
       if (exists || this.journal?.pending(p)) throw new FsxError('EEXIST', 'file exists', { path: p, op: 'create' })
     }
-    // Whole-object backends: make the (empty) object exist now so lookups find it, stage its content locally.
+    // Whole-object backends: no request. The new file is an open node with an empty, dirty staging file, visible
+    // through this mount at once and uploaded (or journaled) at its first flush, fsync or close. A backend known to
+    // be failing still fails it at once, as it would a change it was asked for.
+    this.health.check('create', p)
     const fileMode = fsConstants.S_IFREG | (mode & 0o7777)
-    await this.mutate(async () => await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: owner.uid, gid: owner.gid, mtimeMs: Date.now() }),
-      () => this.entryChanged(p), [p, 'entry'])
+    if (this.nodes.get(p)?.staging !== undefined) {
+      // Open already through another handle: it exists (or is being created); truncate it as before.
+      await this.mutate(async () => await this.backend.write(p, Buffer.alloc(0), { mode: fileMode, uid: owner.uid, gid: owner.gid, mtimeMs: Date.now() }),
+        () => this.entryChanged(p), [p, 'entry'])
+    }
     const node = this.acquireNode(p, fileMode, owner.uid, owner.gid)
     try {
-      if (!node.staging) await this.stage(node, async () => await StagingFile.create(this.stagingDir(), this.backend, p, true))
+      if (!node.staging) {
+        const made = await StagingFile.create(this.stagingDir(), this.backend, p, true)
+        if (await this.stage(node, async () => made) === made) {
+          made.dirty = true
+          node.created = true
+          this.entryChanged(p)
+        }
+      }
     } catch (err) {
       await this.releaseNode(node)
       throw err
@@ -992,7 +1038,6 @@ export class Vfs {
     }
     const staging = h.node?.staging
     if (!staging) throw new FsxError('EBADF', 'file not open for writing', { path: h.path, op: 'write' })
-    h.node!.mtimeMs = undefined
     // O_APPEND is ours to honour (the engines pass it on only when the kernel does not append by itself): the
     // kernel's idea of the size may be older than the staged file's.
     return await staging.write(data, len, h.flags.append ? 'end' : pos)
@@ -1044,15 +1089,22 @@ export class Vfs {
     if (journal) await journal.ready
     if (!journal?.enabled) {
       if (!staging.dirty) return
-      await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs: node.mtimeMs }),
-        () => this.changed(node.path), [node.path, 'data'])
+      const mtimeMs = this.createdMtime(node, staging)
+      await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs }),
+        () => this.changed(node.path), [node.path, node.created === true ? 'entry' : 'data'])
+      node.created = false
+      node.setMtime = undefined
       this.committed({ kind: 'write', path: node.path })
       return
     }
     if (staging.dirty) {
       const version = staging.version
-      await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs: node.mtimeMs ?? Date.now() }),
+      const mtimeMs = this.createdMtime(node, staging) ?? Date.now()
+      await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs }),
         () => this.changed(node.path))
+      if (node.created === true) this.journaledNew.add(node.path)
+      node.created = false
+      node.setMtime = undefined
       if (staging.version === version) staging.dirty = false
       this.committed({ kind: 'write', path: node.path })
     }
@@ -1104,10 +1156,7 @@ export class Vfs {
     this.named(p, 'truncate')
     await this.settled(p)
     const node = this.nodes.get(p)
-    if (node?.staging) {
-      node.mtimeMs = undefined
-      return await node.staging.truncate(size)
-    }
+    if (node?.staging) return await node.staging.truncate(size)
     await this.journal?.flush(p)
     await this.mutate(async () => await this.truncateBackend(p, size), () => this.changed(p), [p, 'data'])
     this.committed({ kind: 'write', path: p })
@@ -1132,10 +1181,7 @@ export class Vfs {
     h.dirty = true
     h.changed = true
     if (h.bh) return await this.mutate(async () => await h.bh!.truncate(size), () => this.changed(h.path), [h.path, 'data'])
-    if (h.node?.staging) {
-      h.node.mtimeMs = undefined
-      return await h.node.staging.truncate(size)
-    }
+    if (h.node?.staging) return await h.node.staging.truncate(size)
     await this.truncate(h.path ?? p, size)
   }
 
@@ -1171,15 +1217,29 @@ export class Vfs {
 
   async rmdir (p: string): Promise<void> {
     this.named(p, 'rmdir')
+    // Files created here that the backend does not hold yet count as entries.
+    for (const node of this.nodes.values()) {
+      if (node.created === true && node.path.startsWith(p === '/' ? '/' : p + '/')) throw new FsxError('ENOTEMPTY', 'directory not empty', { path: p, op: 'rmdir' })
+    }
+    if (this.journal?.has(p, true) === true) await this.journal.flushTree(p)
     await this.mutate(async () => await this.backend.rmdir(p), () => this.entryChanged(p, true), [p, 'tree'])
   }
 
   async unlink (p: string): Promise<void> {
     this.named(p, 'unlink')
     await this.settled(p)
+    // A file created here whose object the backend may not have yet (open and not saved, or journaled only).
+    const local = this.nodes.get(p)?.created === true || this.journal?.pending(p) !== undefined
     // Write-back: a version of the file not uploaded yet must not resurrect it afterwards.
     await this.journal?.discard(p)
-    await this.mutate(async () => await this.backend.remove(p), () => this.entryChanged(p), [p, 'entry'])
+    this.journaledNew.delete(p)
+    await this.mutate(async () => {
+      try {
+        await this.backend.remove(p)
+      } catch (err) {
+        if (!local || (err as { code?: string }).code !== 'ENOENT') throw err
+      }
+    }, () => this.entryChanged(p), [p, 'entry'])
     this.committed({ kind: 'remove', path: p })
   }
 
@@ -1265,6 +1325,11 @@ export class Vfs {
   async chmod (p: string, mode: number): Promise<void> {
     this.named(p, 'chmod')
     if (!this.caps.chmod || !this.backend.chmod) throw new FsxError('ENOTSUP', 'chmod is not supported by this backend', { path: p, op: 'chmod' })
+    const made = this.unsaved(p)
+    if (made) {
+      made.mode = (made.mode & ~0o7777) | (mode & 0o7777)
+      return this.changed(p)
+    }
     await this.settleJournal(p)
     await this.mutate(async () => await this.backend.chmod!(p, mode & 0o7777), () => this.changed(p), [p, 'attr'])
     const node = this.nodes.get(p)
@@ -1274,8 +1339,11 @@ export class Vfs {
   async chown (p: string, uid: number, gid: number): Promise<void> {
     this.named(p, 'chown')
     if (!this.caps.chown || !this.backend.chown) throw new FsxError('ENOTSUP', 'chown is not supported by this backend', { path: p, op: 'chown' })
-    await this.settleJournal(p)
-    await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p), [p, 'attr'])
+    const made = this.unsaved(p)
+    if (!made) {
+      await this.settleJournal(p)
+      await this.mutate(async () => await this.backend.chown!(p, uid, gid), () => this.changed(p), [p, 'attr'])
+    } else this.changed(p)
     const node = this.nodes.get(p)
     // chown(2) passes -1 (as an unsigned 0xffffffff) for "leave unchanged".
     if (node && uid !== -1 && uid !== 0xffffffff) node.uid = uid
@@ -1286,17 +1354,36 @@ export class Vfs {
     this.named(p, 'utimens')
     // Backends without times keep whatever they record; touch(1) must still succeed.
     if (!this.caps.utimens || !this.backend.utimens) return
+    const made = this.unsaved(p)
+    if (made && atime === undefined && mtime !== undefined) {
+      made.setMtime = { ms: mtime === 'now' ? Date.now() : mtime, at: made.staging!.version }
+      return this.changed(p)
+    }
     await this.settleJournal(p)
     const now = Date.now()
     const m = mtime === 'now' ? now : mtime
     await this.mutate(async () => await this.backend.utimens!(p, atime === 'now' ? now : atime, m), () => this.changed(p), [p, 'attr'])
     // Staged: the save at close must record this time, not its own.
     const node = this.nodes.get(p)
-    if (node?.staging && m !== undefined) node.mtimeMs = m
+    if (node?.staging && m !== undefined) node.setMtime = { ms: m, at: node.staging.version }
+  }
+
+  /** The node of `p` when it was created here and not saved yet (no object on the backend). */
+  private unsaved (p: string): OpenNode | undefined {
+    const node = this.nodes.get(p)
+    return node?.created === true && node.staging !== undefined ? node : undefined
+  }
+
+  /** The mtime a staged node was given by utimens, unless written since. */
+  private createdMtime (node: OpenNode, staging: StagingFile): number | undefined {
+    return node.setMtime !== undefined && node.setMtime.at === staging.version ? node.setMtime.ms : undefined
   }
 
   /** Write-back: an attribute change must land after the upload of the version it applies to, not be overwritten by it. */
   private async settleJournal (p: string): Promise<void> {
+    // A file created here and not saved yet: the backend has no object to change before this.
+    const node = this.nodes.get(p)
+    if (node?.created === true && node.staging !== undefined) await this.saveStaged(node, node.staging, true)
     await this.journal?.flush(p)
   }
 
@@ -1313,6 +1400,7 @@ export class Vfs {
     // system.* (ACLs) is asked on every `ls -l` and `cp`: answered ENODATA without the backend.
     if (name.startsWith('system.')) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
     this.xattrSupport(p, 'getxattr')
+    if (this.nodes.get(p)?.created === true) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
     const cached = this.xattrs.get(p, name)
     if (cached === null) throw new FsxError('ENODATA', 'no such attribute', { path: p, op: 'getxattr' })
     if (cached !== undefined) return cached
@@ -1342,7 +1430,7 @@ export class Vfs {
 
   async listxattr (p: string): Promise<string[]> {
     this.named(p, 'listxattr')
-    if (!this.servesXattrs || !this.backend.listxattr) return []
+    if (!this.servesXattrs || !this.backend.listxattr || this.nodes.get(p)?.created === true) return []
     const cached = this.xattrs.getList(p)
     if (cached) return cached
     try {

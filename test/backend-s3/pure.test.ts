@@ -33,7 +33,7 @@ t.test('bad sources are refused with EINVAL, credentials never echoed', async t 
 
 t.test('settings: defaults, AWS_ENDPOINT_URL_S3, path style on for custom endpoints, ranges checked', async t => {
   const d = s3Settings({}, {})
-  t.same(d, { endpoint: undefined, region: undefined, pathStyle: false, timeoutMs: 30_000, partSizeBytes: 8 * 1024 * 1024, concurrency: 4, listCacheTtlMs: 1000, metadata: 'full', listedAbsence: true })
+  t.same(d, { endpoint: undefined, region: undefined, pathStyle: false, timeoutMs: 30_000, partSizeBytes: 8 * 1024 * 1024, concurrency: 4, listCacheTtlMs: 1000, metadata: 'full', listedAbsence: true, deleteDelayMs: 0 })
   t.equal(s3Settings({ negativeCacheTtl: 0 }, {}).listedAbsence, false, 'without a negative cache a listing never answers that a name is absent')
   t.equal(s3Settings({}, { AWS_ENDPOINT_URL_S3: 'http://h:9000' }).endpoint, 'http://h:9000')
   t.equal(s3Settings({}, { AWS_ENDPOINT_URL: 'http://all:1' }).endpoint, 'http://all:1')
@@ -46,6 +46,11 @@ t.test('settings: defaults, AWS_ENDPOINT_URL_S3, path style on for custom endpoi
   t.throws(() => s3Settings({ s3Concurrency: 0 }, {}), { code: 'EINVAL' })
   t.equal(s3Settings({ s3Metadata: 'listing' }, {}).metadata, 'listing')
   t.throws(() => s3Settings({ s3Metadata: 'some' }, {}), { code: 'EINVAL' })
+  t.equal(s3Settings({ writeback: true }, {}).deleteDelayMs, 1000, 'with writeback, unlinks are batched for up to 1 s by default')
+  t.equal(s3Settings({ writeback: true, s3DeleteDelay: 0 }, {}).deleteDelayMs, 0)
+  t.equal(s3Settings({ writeback: true, coherence: 'redis://h' }, {}).deleteDelayMs, 0, 'not under coherence: peers are told when the unlink returns')
+  t.equal(s3Settings({ s3DeleteDelay: 5000 }, {}).deleteDelayMs, 0, 'without writeback every unlink waits for S3')
+  t.throws(() => s3Settings({ writeback: true, s3DeleteDelay: 120_000 }, {}), { code: 'EINVAL' })
   t.throws(() => s3Settings({ s3Endpoint: 'ftp://x' }, {}), { code: 'EINVAL' })
   const err = t.throws(() => s3Settings({ s3Endpoint: 'http://key:secret@h' }, {})) as Error
   t.notMatch(err.message, /secret/)
@@ -54,7 +59,7 @@ t.test('settings: defaults, AWS_ENDPOINT_URL_S3, path style on for custom endpoi
 t.test('the definition declares its option rows with scope s3 and no secret settings', async t => {
   t.same(s3Backend.schemes, ['s3'])
   const keys = s3Backend.options!.map(o => o.key)
-  t.same(keys, ['s3Endpoint', 's3Region', 's3PathStyle', 's3Timeout', 's3PartSize', 's3Concurrency', 's3ListCacheTtl', 's3Metadata'])
+  t.same(keys, ['s3Endpoint', 's3Region', 's3PathStyle', 's3Timeout', 's3PartSize', 's3Concurrency', 's3ListCacheTtl', 's3DeleteDelay', 's3Metadata'])
   t.ok(s3Backend.options!.every(o => o.scope === 's3' && o.help.length > 0 && !o.secret))
 })
 

@@ -3,11 +3,13 @@
  *
  * Shape of the work (see keys.ts for the key layout, metadata.ts for the attribute formats, cache.ts for what is
  * remembered, errors.ts for the errno mapping):
- * - stat: HEAD key; else HEAD key/ (directory marker); else a 1-key LIST of key/ (a directory that exists only
- *   because deeper keys do). A fresh listing of the parent answers "no such name" without a request and skips the
- *   probes that cannot succeed.
- * - list: ListObjectsV2 with delimiter "/", every page; keys are files, common prefixes directories; the marker
- *   itself is hidden. A name that is both a file and a prefix shows as the file (stat probes the key first too).
+ * - stat: answered by the cache or a fresh listing of the parent (present or absent); else by listing the parent
+ *   (again when small, else from the name onward) and, with s3Metadata=full, a HEAD of the key at the same time;
+ *   with the cache off by HEAD key, HEAD key/ (directory marker) and a 1-key LIST of key/ (a directory that exists
+ *   only because deeper keys do), all at once (see `lookup`).
+ * - list: ListObjectsV2 with delimiter "/", every page (or a fresh complete listing); keys are files, common prefixes
+ *   directories; the marker itself is hidden. A name that is both a file and a prefix shows as the file. With
+ *   s3Metadata=listing attributes come from the listing (size, LastModified); with full from a HEAD per entry.
  * - read: ranged GETs. Sequential reads are answered from read-ahead chunks fetched `s3Concurrency` at a time
  *   (prefetch.ts); a large read (the VFS filling a staging file) is split into `s3Concurrency` parallel ranges.
  * - write: whole objects only (capabilities.randomWrite = false: the VFS stages partial writes in a local file and
@@ -17,6 +19,10 @@
  *   metadata, xattrs and content type are carried over from the object it replaces.
  * - chmod/chown/utimens/xattrs: CopyObject of the object onto itself with MetadataDirective REPLACE (content type
  *   and the other standard headers sent again); a directory without a marker gets one.
+ * - unlink: DeleteObject, or DeleteObjects for unlinks in flight together (delete-queue.ts). With writeback
+ *   (`deleteDelayMs` > 0) an unlink returns once the key is queued and gone for this mount; the key is sent in a
+ *   batch of up to 1,000 when the batch is full, deleteDelayMs after its first key, before an rmdir or directory
+ *   rename, and at close.
  * - rename: CopyObject + DeleteObject; a directory moves key by key (copies first, then deletes: an interruption
  *   leaves both names, never neither). Not atomic (capabilities.atomicRename = false).
  *
@@ -28,8 +34,12 @@
  *   the call with ETIMEDOUT.
  * - One backend call waits for S3 at most about s3Timeout when S3 does not answer: the first request that gets no
  *   answer (or no connection) ends it, never followed by the next probe or HEAD of the same call (`isLinkError`).
- * - Every mutation bumps `epoch` and updates the cache before resolving; a probe or listing that started before a
- *   mutation does not store what it saw (it may be older than the mutation).
+ * - Every mutation marks what it changes in the cache (`touch`, `touchTree`) and updates the cache before resolving;
+ *   a probe or listing that started before a mutation does not store what it saw of the changed names (it may be
+ *   older than the mutation): see cache.ts.
+ * - A file whose delete is queued or in flight (`deletes`) is absent for this mount: lookups answer ENOENT and
+ *   listings leave it out; a write, symlink or rename onto it first takes it out of the queue (or waits for its
+ *   batch), so a delete never lands after a later write of the same key.
  * - Errors leave here as errno-coded errors made with kit.fsxError; their messages carry no credentials.
  */
 import { createReadStream } from 'node:fs'
@@ -41,6 +51,7 @@ import type {
 } from '@fsx/sdk'
 import { compareNames, MetaCache, type Listed, type NodeInfo } from './cache.js'
 import { Prefetcher } from './prefetch.js'
+import { DeleteQueue } from './delete-queue.js'
 import { isLinkError, isNotFound, s3CodeOf, statusOf, translate } from './errors.js'
 import { baseName, copySource, KeyMap, parentOf, usableName } from './keys.js'
 import {
@@ -214,6 +225,8 @@ export class S3Backend implements Backend {
   private closed = false
   /** Where long operations report progress (the mount's log); see `setLog`. */
   private log?: (line: string) => void
+  /** Unlinks' deletes, batched (delete-queue.ts); keyed by path. */
+  private readonly deletes: DeleteQueue
 
   constructor (
     readonly target: S3Target,
@@ -233,6 +246,20 @@ export class S3Backend implements Backend {
     this.defaults = { uid: opts.uid ?? process.getuid?.() ?? 0, gid: opts.gid ?? process.getgid?.() ?? 0 }
     this.callDeadlineMs = settings.timeoutMs * MAX_ATTEMPTS + BACKOFF_SLACK_MS
     this.prefetch = new Prefetcher(async (key, start, len) => await this.getRange(key, start, len), settings.concurrency, this.now)
+    this.deletes = new DeleteQueue({
+      batch: DELETE_BATCH,
+      delayMs: settings.deleteDelayMs,
+      send: async paths => await this.deletePaths(paths),
+      onSettled: (p, err) => {
+        // A listing in flight may have seen the object before it went: it stores nothing of it.
+        this.cache.touch(p)
+        if (err === undefined) this.cache.removed(p)
+        else this.cache.forget(p)
+      },
+      onLateError: (p, err) => {
+        this.log?.(`unlink ${p}: S3 did not delete the object after the unlink returned (${this.fail(err, 'unlink', p).message}); it is still there`)
+      }
+    })
   }
 
   /** Lines for the mount's log (a large directory rename's progress). */
@@ -243,7 +270,7 @@ export class S3Backend implements Backend {
   /** Requests by kind, retries, errors, bytes; cacheHits: lookups answered by the metadata cache; prefetchHits:
    *  reads answered from read-ahead chunks. */
   counters (): Record<string, number> {
-    return { ...this.stats, cacheHits: this.cache.hits, prefetchHits: this.prefetch.hits }
+    return { ...this.stats, cacheHits: this.cache.hits, prefetchHits: this.prefetch.hits, deletesPending: this.deletes.pending }
   }
 
   // ---- requests ---------------------------------------------------------------------------------------------------
@@ -346,6 +373,7 @@ export class S3Backend implements Backend {
    */
   private async lookup (p: string, op: string): Promise<NodeInfo> {
     if (p === '/') return this.rootInfo()
+    if (this.deletes.has(p)) throw this.err('ENOENT', op, p, 'no such file or directory')
     const cached = this.cache.node(p)
     if (cached === null) throw this.err('ENOENT', op, p, 'no such file or directory')
     if (cached !== undefined) return cached
@@ -640,7 +668,7 @@ export class S3Backend implements Backend {
           if (o.Key === prefix) { sawMarker = true; continue }
           const name = o.Key.slice(prefix.length)
           last = name
-          if (usableName(name)) entries.set(name, { kind: 'file', size: o.Size ?? 0, lastModifiedMs: o.LastModified?.getTime(), etag: o.ETag })
+          if (usableName(name) && !this.deletes.has(p === '/' ? '/' + name : `${p}/${name}`)) entries.set(name, { kind: 'file', size: o.Size ?? 0, lastModifiedMs: o.LastModified?.getTime(), etag: o.ETag })
         }
         const cps = page.CommonPrefixes ?? []
         for (const cp of cps) {
@@ -734,6 +762,7 @@ export class S3Backend implements Backend {
     if (p === '/') throw this.err('EISDIR', 'write', p, 'is a directory')
     const key = this.keys.fileKey(p)
     const size = Buffer.isBuffer(source) ? source.length : source.size
+    await this.deletes.cancel(p)
     let prev: ObjectInfo | undefined
     try {
       prev = await this.replacing(p)
@@ -831,8 +860,14 @@ export class S3Backend implements Backend {
     if (info.stat.kind === 'dir') throw this.err('EISDIR', 'unlink', p, 'is a directory')
     this.cache.touch(p)
     this.prefetch.invalidate(this.keys.fileKey(p))
+    if (this.settings.deleteDelayMs > 0) {
+      // Write-back: gone for this mount now, deleted on S3 with the next unlinks' keys.
+      this.deletes.defer(p)
+      this.cache.removed(p)
+      return
+    }
     try {
-      await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.keys.fileKey(p) }))
+      await this.deletes.add(p)
     } catch (err) {
       this.cache.forget(p)
       throw this.fail(err, 'unlink', p)
@@ -840,8 +875,22 @@ export class S3Backend implements Backend {
     this.cache.removed(p)
   }
 
+  /** Deletes the objects of files `paths` (the queue's batches): one outcome per path, as `deleteBatches`. */
+  private async deletePaths (paths: string[]): Promise<unknown[]> {
+    const keys = paths.map(p => this.keys.fileKey(p))
+    if (keys.length > 1) return await this.deleteBatches(keys)
+    try {
+      await this.send('delete', new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: keys[0] }))
+      return [undefined]
+    } catch (err) {
+      return [err]
+    }
+  }
+
   async mkdir (p: string, mode: number, owner?: Owner): Promise<void> {
     this.keys.check(p, 'mkdir')
+    // A file of this name unlinked and not deleted yet: its key goes first (it would hide the directory).
+    if (this.deletes.has(p)) await this.deletes.flush()
     if (p === '/' || await this.find(p, 'mkdir') !== undefined) throw this.err('EEXIST', 'mkdir', p, 'file exists')
     await this.checkParent(p, 'mkdir')
     const now = this.now()
@@ -884,6 +933,8 @@ export class S3Backend implements Backend {
     if (p === '/') throw this.err('EBUSY', 'rmdir', p, 'cannot remove the mount root')
     const info = await this.lookup(p, 'rmdir')
     if (info.stat.kind !== 'dir') throw this.err('ENOTDIR', 'rmdir', p, 'not a directory')
+    // The deletes of files unlinked in it go first: a key S3 kept makes it not empty.
+    await this.deletes.flush()
     const prefix = this.keys.dirPrefix(p)
     this.cache.touch(p)
     try {
@@ -907,6 +958,10 @@ export class S3Backend implements Backend {
     if (to.startsWith(from + '/')) throw this.err('EINVAL', 'rename', to, 'cannot move a directory into itself')
     const src = await this.lookup(from, 'rename')
     if (from === to) return
+    // A queued delete of the target lands before the copy onto it; a directory's keys are listed after its
+    // files' deletes landed.
+    if (src.stat.kind === 'dir') await this.deletes.flush()
+    else await this.deletes.cancel(to)
     const dst = await this.find(to, 'rename')
     await this.checkParent(to, 'rename')
     if (src.stat.kind !== 'dir') {
@@ -1033,6 +1088,7 @@ export class S3Backend implements Backend {
       },
       headers: { ContentType: DEFAULT_CONTENT_TYPE }
     }
+    await this.deletes.cancel(p)
     this.cache.touch(p)
     try {
       await this.putEmpty(info, body)
@@ -1189,6 +1245,9 @@ export class S3Backend implements Backend {
   }
 
   async close (): Promise<void> {
+    if (this.closed) return
+    // Unlinks that returned before their delete was sent: sent now.
+    await this.deletes.flush()
     if (this.closed) return
     this.closed = true
     this.cache.clear()

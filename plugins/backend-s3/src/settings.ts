@@ -31,6 +31,8 @@ export const MIN_TIMEOUT_MS = 100
 export const MAX_TIMEOUT_MS = 600_000
 /** Longest listing cache time, as the core's TTLs: a day. */
 export const MAX_LIST_CACHE_TTL_MS = 24 * 3_600_000
+/** Longest s3DeleteDelay: a minute (past it a crash could leave many unlinked objects behind). */
+export const MAX_DELETE_DELAY_MS = 60_000
 
 export const S3_OPTIONS: OptionSpec[] = [
   {
@@ -73,6 +75,17 @@ export const S3_OPTIONS: OptionSpec[] = [
       '(plus the kernel\'s attrTtl/entryTtl).'
   },
   {
+    key: 's3DeleteDelay', kind: 'duration', default: 1000, scope: 's3', min: 0, max: MAX_DELETE_DELAY_MS,
+    help: 'With writeback: how long the delete of an unlinked file may wait to be sent in one DeleteObjects request with the next unlinks (0: every unlink waits for S3).',
+    details: 'The kernel sends `rm -rf`\'s unlinks one at a time, so they share a request only if an unlink returns ' +
+      'before S3 has deleted its object. With writeback on (and coherence off), an unlink returns once the object is ' +
+      'gone for this mount, and its key is sent with the others in a DeleteObjects request of up to 1,000 keys when ' +
+      'the batch is full, this long after the batch\'s first key, at an rmdir or directory rename, and at unmount. ' +
+      'Until then other clients still see the object, and a crash (kill -9) in that time leaves it in the bucket; a ' +
+      'key S3 refuses to delete is logged and shows again. Without writeback (or with coherence) every unlink waits ' +
+      'for its delete.'
+  },
+  {
     key: 's3Metadata', kind: 'enum', default: 'full', choices: ['listing', 'full'], scope: 's3',
     help: 'Where attributes come from: listing (ListObjectsV2 alone: size, LastModified, kind) or full (x-amz-meta-* of each object, one HEAD per object not cached).',
     details: 'listing: `ls -l`, `find` and lookups answered by a listing cost no request per object (as rclone ' +
@@ -100,6 +113,8 @@ export interface S3Settings {
   metadata: 'listing' | 'full'
   /** A fresh listing that lacks a name answers ENOENT for it without a request (off without a negative cache). */
   listedAbsence?: boolean
+  /** Unlinks return before S3 deleted the object, which is sent in a batch within this many ms (0: they wait). */
+  deleteDelayMs: number
 }
 
 /** Reads the plugin's keys out of the resolved settings (and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL from `env`). */
@@ -128,6 +143,8 @@ export function s3Settings (options: Record<string, unknown>, env: Record<string
   if (metadata !== 'listing' && metadata !== 'full') throw makeError('EINVAL', 's3Metadata must be listing or full')
   const concurrency = num('s3Concurrency', 4)
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY) throw makeError('EINVAL', `s3Concurrency must be an integer from 1 to ${MAX_CONCURRENCY}`)
+  const deleteDelayMs = num('s3DeleteDelay', 1000)
+  if (deleteDelayMs > MAX_DELETE_DELAY_MS) throw makeError('EINVAL', 's3DeleteDelay must be at most 1m')
   return {
     endpoint,
     region: str('s3Region'),
@@ -139,7 +156,10 @@ export function s3Settings (options: Record<string, unknown>, env: Record<string
     metadata,
     // A mount without a negative cache (safe) promises that a name another client creates is seen at once: a
     // listing then answers only what it holds, never that a name is absent.
-    listedAbsence: options.negativeCacheTtl === undefined || num('negativeCacheTtl', 0) > 0
+    listedAbsence: options.negativeCacheTtl === undefined || num('negativeCacheTtl', 0) > 0,
+    // Deferred deletes are a write-back: only with writeback, and not under coherence (peers are told of an unlink
+    // when it returns, and would list the object again before it is gone).
+    deleteDelayMs: options.writeback === true && (options.coherence === undefined || options.coherence === null || options.coherence === '') ? deleteDelayMs : 0
   }
 }
 
