@@ -84,6 +84,8 @@ interface PathState {
   discarding?: boolean
   /** `delayMs`: the queued entry's upload starts no sooner than this (clock ms). */
   due?: number
+  /** Uploaded; its entry's files are being removed: `flush` waits for that too. */
+  finishing?: boolean
 }
 
 async function fsyncPath (p: string): Promise<void> {
@@ -266,7 +268,9 @@ export class Journal {
       this.dirty -= r.size
       this.flushed++
       this.opts.onUploaded?.(r.path)
+      s.finishing = true
       await this.removeEntry(r).catch(() => {}) // replayed (re-uploaded, harmless) at the next start if left
+      s.finishing = false
       this.wakeSpace()
       if (!s.queued) this.settle(p, s)
     } catch (err) {
@@ -346,7 +350,7 @@ export class Journal {
   async flush (p: string): Promise<void> {
     await this.ready
     const s = this.paths.get(p)
-    if (!s || (!s.queued && !s.inflight)) return
+    if (!s || (!s.queued && !s.inflight && s.finishing !== true)) return
     if (s.due !== undefined) { s.due = undefined; this.kick() }
     if (s.retryTimer) { clearTimeout(s.retryTimer); s.retryTimer = undefined; this.kick() }
     await new Promise<void>((resolve, reject) => s.waiters.push({ resolve, reject }))
