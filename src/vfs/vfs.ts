@@ -417,9 +417,12 @@ export class Vfs {
         backend: this.backend,
         maxDirtyBytes: opts.writebackDirtyMaxBytes ?? 1024 ** 3,
         onUploaded: p => {
-          this.changed(p)
-          // A file created here first exists on the backend now: peers learn of a new name.
-          this.tell(p, this.journaledNew.delete(p) ? 'entry' : 'data')
+          // A file created here first exists on the backend now: a listing of its directory cached before lacks it
+          // (and the journal stops naming it now), and peers learn of a new name.
+          const isNew = this.journaledNew.delete(p)
+          if (isNew) this.entryChanged(p)
+          else this.changed(p)
+          this.tell(p, isNew ? 'entry' : 'data')
         },
         retryMs: opts.writebackRetryMs,
         delayMs: opts.writebackDelayMs,
@@ -1090,8 +1093,9 @@ export class Vfs {
     if (!journal?.enabled) {
       if (!staging.dirty) return
       const mtimeMs = this.createdMtime(node, staging)
+      const isNew = node.created === true
       await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs }),
-        () => this.changed(node.path), [node.path, node.created === true ? 'entry' : 'data'])
+        () => { if (isNew) this.entryChanged(node.path); else this.changed(node.path) }, [node.path, isNew ? 'entry' : 'data'])
       node.created = false
       node.setMtime = undefined
       this.committed({ kind: 'write', path: node.path })

@@ -400,3 +400,18 @@ test('a modification time set through an open staged file (cp -p) is what its sa
     }
   }
 })
+
+test('a new file stays listed across its upload: the directory listing cached before it is dropped when it lands', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  await b.mkdir('/d', 0o755)
+  const vfs = newVfs(b, await tmp())
+  const gate = gateWrites(b)
+  gate.close()
+  await writeFileVia(vfs, '/d/new', 'not uploaded yet')
+  assert.deepEqual((await vfs.readdir('/d')).names, ['new'], 'listed while only the journal has it (this caches /d\'s listing without it)')
+  gate.open()
+  await vfs.journal!.flushTree('/')
+  assert.equal(b.content('/d/new')?.toString(), 'not uploaded yet')
+  assert.deepEqual((await vfs.readdir('/d')).names, ['new'], 'still listed once uploaded (rm -rf must see it)')
+  await vfs.close()
+})
