@@ -723,6 +723,9 @@ export class Vfs {
 
   async readdir (p: string): Promise<{ names: string[], stats: Array<Stat | undefined> }> {
     this.named(p, 'readdir')
+    // NB: taken before the listing too: an upload that lands while the backend lists stops the journal naming the
+    // file, and the listing may have been made before it landed.
+    const pendingBefore = this.unlistedIn(p, [])
     let entries: DirEntry[]
     try {
       entries = await this.meta.list(p, async () => await this.backend.list(p))
@@ -731,7 +734,7 @@ export class Vfs {
     }
     const stats = entries.map(e => e.stat)
     // Files created here and not on the backend yet (open, or journaled by write-back): listed too.
-    const unlisted = this.unlistedIn(p, entries)
+    const unlisted = this.unlistedIn(p, entries, pendingBefore)
     if (unlisted.length > 0) {
       entries = [...entries]
       for (const name of unlisted) {
@@ -755,9 +758,9 @@ export class Vfs {
   }
 
   /** Names below directory `p` this mount created that `entries` (the backend's listing) does not hold. */
-  private unlistedIn (p: string, entries: DirEntry[]): string[] {
+  private unlistedIn (p: string, entries: DirEntry[], also: string[] = []): string[] {
     const base = p === '/' ? '' : p
-    const out = new Set<string>()
+    const out = new Set<string>(also)
     for (const node of this.nodes.values()) {
       if (node.created === true && parentOf(node.path) === p) out.add(node.path.slice(base.length + 1))
     }

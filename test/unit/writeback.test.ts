@@ -415,3 +415,26 @@ test('a new file stays listed across its upload: the directory listing cached be
   assert.deepEqual((await vfs.readdir('/d')).names, ['new'], 'still listed once uploaded (rm -rf must see it)')
   await vfs.close()
 })
+
+test('a new file whose upload lands while its directory is being listed is still listed', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  await b.mkdir('/d', 0o755)
+  const vfs = newVfs(b, await tmp())
+  const gate = gateWrites(b)
+  gate.close()
+  await writeFileVia(vfs, '/d/new', 'in flight')
+  // The backend makes its listing of /d now, before the upload lands (without the file), and answers after it.
+  const list = b.list.bind(b)
+  let entered!: () => void
+  let release!: () => void
+  const listed = new Promise<void>(resolve => { entered = resolve })
+  const answer = new Promise<void>(resolve => { release = resolve })
+  b.list = async (p: string) => { const out = await list(p); entered(); await answer; return out }
+  const listing = vfs.readdir('/d')
+  await listed
+  gate.open()
+  await vfs.journal!.flushTree('/')
+  release()
+  assert.deepEqual((await listing).names, ['new'], 'listed: the journal named it when the listing began')
+  await vfs.close()
+})
