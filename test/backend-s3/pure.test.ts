@@ -208,3 +208,19 @@ t.test('the metadata cache expires on its clock and follows mutations', async t 
   t.equal(small.node('/1'), undefined, 'bounded: the oldest entry goes first')
   t.equal(small.node('/4'), null)
 })
+
+t.test('a write begun before a listing and done before it is stored is not wiped by it (nor a delete undone)', async t => {
+  const now = 1000
+  const c = new MetaCache(500, () => now)
+  c.storeListing('/d', c.begin(), '', undefined, [['gone', { kind: 'file' }]])
+  c.end()
+  c.touch('/d/new') // the PUT begins
+  c.touch('/d/gone') // and a DELETE
+  const start = c.listingBegins('/d') // a listing begins: S3 answers it before either lands
+  c.added('/d/new', 'file') // the PUT is done
+  c.removed('/d/gone') // the DELETE is done
+  c.storeListing('/d', start, '', undefined, [['gone', { kind: 'file' }]])
+  c.listingEnds('/d')
+  t.equal(c.listed('/d', 'new')?.kind, 'file', 'the written file stays listed')
+  t.equal(c.listed('/d', 'gone'), null, 'the deleted one stays gone')
+})

@@ -272,6 +272,9 @@ export class MetaCache {
 
   /** A node now exists at `p` (written, made, renamed to): its parent's index holds it; `info` replaces the node. */
   added (p: string, kind: NodeKind, info?: NodeInfo): void {
+    // Touched again now it is done: a listing that began after the change began (its `touch`) may still have been
+    // answered without it, and must not wipe it from the index when stored.
+    this.touch(p)
     if (p !== '/') {
       const d = this.dirs.get(parentOf(p))
       if (d !== undefined) {
@@ -287,6 +290,7 @@ export class MetaCache {
 
   /** The node at `p` is gone (a file; for a directory see removedTree). */
   removed (p: string): void {
+    this.touch(p) // as in `added`: a listing answered before the delete landed must not bring the name back
     if (p !== '/') {
       const d = this.dirs.get(parentOf(p))
       if (d?.names.delete(baseName(p)) === true) this.names--
