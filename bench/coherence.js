@@ -36,6 +36,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { emergencyUnmountAll, mountsUnder } from './lib/mounts.js';
+import { envInt } from './lib/config.js';
 import { startRedis } from './lib/redis.js';
 import { fsxAvailable, fsxEnv, mountFsx } from './targets/fsx.js';
 import { startSshd, sshdAvailable } from './targets/sftp.js';
@@ -49,15 +50,8 @@ if (!SCALES[SCALE]) {
   process.stderr.write(`bench coherence: BENCH_SCALE must be one of ${Object.keys(SCALES).join(', ')} (got ${SCALE})\n`);
   process.exit(1);
 }
-const int = (name, dflt) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
-  return n;
-};
-const ROUNDS = int('COHERENCE_ROUNDS', SCALES[SCALE].rounds);
-const OFF_ROUNDS = int('COHERENCE_OFF_ROUNDS', SCALES[SCALE].offRounds);
+const ROUNDS = envInt('COHERENCE_ROUNDS', SCALES[SCALE].rounds);
+const OFF_ROUNDS = envInt('COHERENCE_OFF_ROUNDS', SCALES[SCALE].offRounds);
 /** Issue 11's target: p99 of the lag over all changes, in ms. */
 const TARGET_P99_MS = 50;
 /** With coherence, a change not seen by then counts as missed (and as +∞ in the percentiles). */

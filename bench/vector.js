@@ -23,6 +23,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { emergencyUnmountAll, mountAt, track, unmountFuse, waitForMount, peakRssKiB, processUsage } from './lib/mounts.js';
+import { envInt } from './lib/config.js';
 import { run } from './lib/proc.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -30,18 +31,11 @@ const ROOT = resolve(BENCH_DIR, '..');
 const { request } = await import(join(ROOT, 'dist/control/client.js'));
 const { socketPath } = await import(join(ROOT, 'dist/control/protocol.js'));
 
-const int = (name, dflt) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
-  return n;
-};
-const N = int('VECTOR_N', 100_000);
-const DIM = int('VECTOR_DIM', 128);
-const FILES = Math.min(int('VECTOR_FILES', 100), N);
-const Q = int('VECTOR_QUERIES', 500);
-const CLUSTERS = int('VECTOR_CLUSTERS', 100);
+const N = envInt('VECTOR_N', 100_000);
+const DIM = envInt('VECTOR_DIM', 128);
+const FILES = Math.min(envInt('VECTOR_FILES', 100), N);
+const Q = envInt('VECTOR_QUERIES', 500);
+const CLUSTERS = envInt('VECTOR_CLUSTERS', 100);
 const EFS = (process.env.VECTOR_EF ?? '64,128').split(',').map(Number);
 const K = 10;
 const SEED = 1212;

@@ -77,3 +77,12 @@ export function readConfig(env = process.env) {
     fsxBin: env.BENCH_FSX_BIN || null,
   };
 }
+
+/** A positive whole number from the environment variable `name`, or `dflt` when it is unset or empty. */
+export function envInt(name, dflt, env = process.env) {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
+  return n;
+}

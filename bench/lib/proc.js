@@ -9,6 +9,7 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import net from 'node:net';
 
 /** Process-group leaders of children still running. */
 const live = new Set();
@@ -164,4 +165,16 @@ function elapsed(t0) {
 
 function result(r) {
   return { ok: false, code: null, signal: null, timedOut: false, seconds: 0, stdout: '', stderr: '', ...r };
+}
+
+/** A port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = net.createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
 }

@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import net from 'node:net';
+import { freePort } from './proc.js';
 
 export const REDIS_BIN = '/usr/bin/redis-server';
 
@@ -25,17 +26,6 @@ export function redisAvailable() {
   }
 }
 
-/** A port on 127.0.0.1 that was free a moment ago. */
-export function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = net.createServer();
-    srv.once('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
 
 /** True when a fresh connection to 127.0.0.1:port gets +PONG for a PING within a second. */
 function pong(port) {

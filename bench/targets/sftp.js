@@ -14,6 +14,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fsxAvailable, fsxEnv, fsxMatrix, mountFsx } from './fsx.js';
 import { mountFuse, onPath } from './fuse.js';
+import { freePort } from '../lib/proc.js';
 
 const SSHD = '/usr/sbin/sshd';
 
@@ -26,16 +27,6 @@ function exec(cmd, args) {
   });
 }
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = net.createServer();
-    srv.once('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
 
 /** True once something on 127.0.0.1:port sends an SSH banner. */
 function answers(port) {
