@@ -180,7 +180,7 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
     key: 'dataCacheSize', kind: 'size', default: 1024 ** 3, scope: 'vfs',
     min: MiB, max: 64 * TiB, zeroMeansOff: true, // data is cached in 1 MiB blocks: a smaller cap holds none
     help: 'Hard cap of the on-disk data cache under cacheDir/data, per mounted source (0 disables it).',
-    details: 'Only for backends that cannot write at an offset (S3-like); local files use the kernel page cache. ' +
+    details: 'For remote backends (S3, SFTP: on SFTP, files opened read-only); local files use the kernel page cache. ' +
       'File content is cached in 1 MiB blocks, so a sparse read of a big file fetches only what it touches. The cap ' +
       'is never exceeded, not even while files are open. The cache survives a restart; a block is reused only while ' +
       'the object\'s size and mtime (or ETag) are unchanged, checked at every open (consistency=session or strong).'
@@ -211,7 +211,7 @@ export const CORE_OPTIONS: readonly OptionSpec[] = [
     key: 'prefetchMax', kind: 'size', default: 8 * 1024 ** 2, scope: 'vfs',
     min: MiB, max: GiB, zeroMeansOff: true, // prefetch works in 1 MiB blocks; over 1G one reader would crowd out the cache
     help: 'Largest window fsx prefetches ahead of a sequential reader into the data cache (0 disables it).',
-    details: 'User-space readahead for backends that cannot write at an offset (S3-like), on top of the kernel\'s ' +
+    details: 'User-space readahead into the data cache (S3, SFTP), on top of the kernel\'s ' +
       'short readahead: after three sequential reads of one open file, the next blocks are fetched as parallel ranged ' +
       'reads; the window starts at 2 MiB and doubles while the reads stay sequential; a random read stops it.'
   },

@@ -1,8 +1,8 @@
 /**
  * The write-back journal for remote backends (S3, SFTP: every backend whose writes the Vfs stages), used with
  * `writeback=true`: close() returns once the file's new content is journaled on local disk; the upload (of the whole
- * file) happens in the background; fsync() waits for it. After a crash (kill -9) the journal is replayed at the next mount of the same source, so nothing
- * acknowledged is lost.
+ * file) happens in the background; fsync() waits for it. After a crash (kill -9) the journal is replayed at the next
+ * mount of the same source, so nothing acknowledged is lost.
  *
  * Layout, under `<cacheDir>/journal/<source id>/`: one entry per acknowledged version of an object,
  * `<seq>.data` (a snapshot of the whole content) and `<seq>.json` (path, size, mode, owner, mtime), plus a `lock`.
@@ -58,8 +58,6 @@ export interface JournalOptions {
   retryMs?: number
   /** How long a committed entry waits before its upload starts, in ms (0: at once). */
   delayMs?: number
-  /** The clock (tests fake it). */
-  now?: () => number
   /** Uploads of different paths at once (default UPLOADERS). */
   uploaders?: number
 }
@@ -201,12 +199,10 @@ export class Journal {
     this.enqueue(record)
   }
 
-  private now (): number { return this.opts.now?.() ?? Date.now() }
-
   private enqueue (r: JournalRecord, delayed = true): void {
     const s = this.state(r.path)
     const delay = delayed ? this.opts.delayMs ?? 0 : 0
-    s.due = delay > 0 ? this.now() + delay : undefined
+    s.due = delay > 0 ? Date.now() + delay : undefined
     const replaced = s.queued
     if (replaced) {
       this.dirty -= replaced.size
@@ -226,7 +222,7 @@ export class Journal {
 
   private kick (): void {
     if (this.closed && this.active === 0 && !this.draining) return
-    const now = this.now()
+    const now = Date.now()
     const max = this.opts.uploaders ?? UPLOADERS
     let next = Infinity
     for (const [p, s] of this.paths) {

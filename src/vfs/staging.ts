@@ -83,14 +83,14 @@ export class StagingFile {
 
   async read (target: Buffer, length: number, position: number): Promise<number> {
     if (position >= this.size) return 0
-    await this.filled()
+    if (this.fill !== undefined) await this.filled()
     const { bytesRead } = await this.fh.read(target, 0, Math.min(length, this.size - position), position)
     return bytesRead
   }
 
   /** Writes at `position`, or at the end of the content (`'end'`: O_APPEND). */
   async write (data: Buffer, length: number, position: number | 'end'): Promise<number> {
-    await this.filled()
+    if (this.fill !== undefined) await this.filled()
     if (position === 'end') position = this.size
     const { bytesWritten } = await this.fh.write(data, 0, length, position)
     this.size = Math.max(this.size, position + bytesWritten)
@@ -102,7 +102,7 @@ export class StagingFile {
   async truncate (size: number): Promise<void> {
     // Cut to nothing: the object's old content is not needed (a copy in progress is let finish first).
     if (size === 0 && this.filling === undefined) this.fill = undefined
-    await this.filled()
+    if (this.fill !== undefined) await this.filled()
     await this.fh.truncate(size)
     this.size = size
     this.dirty = true

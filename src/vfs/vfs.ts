@@ -554,7 +554,7 @@ export class Vfs {
         // A clean staged copy (uploaded, or never changed) is the backend's object: its ETag names this content (a
         // mount extension told of the upload records it as the file's version).
         const etag = !staging.dirty && st?.etag !== undefined && st.size === staging.size ? { etag: st.etag } : {}
-        const mtimeMs = this.createdMtime(node, staging) ?? (staging.dirty ? now : (st?.mtimeMs ?? now))
+        const mtimeMs = this.stagedMtime(node, staging) ?? (staging.dirty ? now : (st?.mtimeMs ?? now))
         return {
           kind: 'file', size: staging.size, mode: st?.mode ?? node.mode, uid: st?.uid ?? (node.created === true ? node.uid : this.uid),
           gid: st?.gid ?? (node.created === true ? node.gid : this.gid), nlink: 1, atimeMs: st?.atimeMs ?? now, mtimeMs, ctimeMs: st?.ctimeMs ?? now, ino: st?.ino, ...etag
@@ -759,6 +759,7 @@ export class Vfs {
 
   /** Names below directory `p` this mount created that `entries` (the backend's listing) does not hold. */
   private unlistedIn (p: string, entries: DirEntry[], also: string[] = []): string[] {
+    if (also.length === 0 && this.nodes.size === 0 && this.journal?.idle !== false) return []
     const base = p === '/' ? '' : p
     const out = new Set<string>(also)
     for (const node of this.nodes.values()) {
@@ -857,8 +858,8 @@ export class Vfs {
     const flags = decodeFlags(flagsInt)
     // A remote backend with file handles reads through the data cache, like a whole-object one: a read-only open,
     // unless this mount is writing the file through a backend handle right now (its blocks are changing).
-    const throughCache = this.data !== undefined && !flags.write && !flags.create && !flags.truncate && !this.writing(p)
-    if (!this.stagesWrites && this.backend.open && !throughCache) {
+    if (!this.stagesWrites && this.backend.open &&
+      !(this.data !== undefined && !flags.write && !flags.create && !flags.truncate && !this.writing(p))) {
       if (!flags.write && !flags.create && !flags.truncate && this.health.failing && this.health.failFast) {
         // The backend is known to be failing: a read-only open of a file known before succeeds without it, so the
         // pages the kernel kept still read; a read that reaches fsx opens the file on the backend then.
@@ -1095,7 +1096,7 @@ export class Vfs {
     if (journal) await journal.ready
     if (!journal?.enabled) {
       if (!staging.dirty) return
-      const mtimeMs = this.createdMtime(node, staging)
+      const mtimeMs = this.stagedMtime(node, staging)
       const isNew = node.created === true
       await this.mutate(async () => await staging.upload(this.backend, node.path, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs }),
         () => { if (isNew) this.entryChanged(node.path); else this.changed(node.path) }, [node.path, isNew ? 'entry' : 'data'])
@@ -1106,7 +1107,7 @@ export class Vfs {
     }
     if (staging.dirty) {
       const version = staging.version
-      const mtimeMs = this.createdMtime(node, staging) ?? Date.now()
+      const mtimeMs = this.stagedMtime(node, staging) ?? Date.now()
       await this.mutate(async () => await journal.commit(node.path, staging.file, staging.size, { mode: node.mode, uid: node.uid, gid: node.gid, mtimeMs }),
         () => this.changed(node.path))
       if (node.created === true) this.journaledNew.add(node.path)
@@ -1382,7 +1383,7 @@ export class Vfs {
   }
 
   /** The mtime a staged node was given by utimens, unless written since. */
-  private createdMtime (node: OpenNode, staging: StagingFile): number | undefined {
+  private stagedMtime (node: OpenNode, staging: StagingFile): number | undefined {
     return node.setMtime !== undefined && node.setMtime.at === staging.version ? node.setMtime.ms : undefined
   }
 
