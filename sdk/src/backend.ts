@@ -157,8 +157,12 @@ export interface Backend {
   list(path: string): Promise<DirEntry[]>
   /** Ranged read: up to `length` bytes at `offset`, fewer only at end of file. */
   read(path: string, offset: number, length: number): Promise<Buffer>
-  /** Whole-object write: replaces the content of `path` (creating it) with `source`. */
-  write(path: string, source: WriteSource, attrs?: WriteAttrs): Promise<void>
+  /**
+   * Whole-object write: replaces the content of `path` (creating it) with `source`. May resolve with the new
+   * object's attributes when the backend knows them without another request (S3: from the upload's answer, ETag
+   * included): the VFS then keeps the content it just wrote in its data cache, named by that version.
+   */
+  write(path: string, source: WriteSource, attrs?: WriteAttrs): Promise<Stat | void>
   /** unlink(2): removes a file or symlink, never a directory (EISDIR / EPERM). */
   remove(path: string): Promise<void>
   mkdir(path: string, mode: number, owner?: Owner): Promise<void>
@@ -199,6 +203,12 @@ export interface Backend {
    * the same source says so (coherence); backends that keep no memory of their own leave it out.
    */
   invalidate?(path: string, tree: boolean): void
+  /**
+   * Sends whatever the backend accepted and has not sent yet (S3: unlinks queued for a DeleteObjects batch) and
+   * resolves once it has been answered. Called by `fsx flush` after the write-back journal is drained, so that flush
+   * means "the server has everything". Backends that send every call at once leave it out.
+   */
+  flush?(): Promise<void>
   /** Where the backend may write lines to the mount's log (progress of long operations). Called once, at mount. */
   setLog?(log: (line: string) => void): void
   /**

@@ -1,6 +1,10 @@
 /**
  * The data cache for remote backends (S3, SFTP: every backend whose files are not the host's). File content is
  * cached by fixed-size blocks (1 MiB by default), so a sparse read of a big file fetches only the blocks it touches.
+ * The unit fetched adapts to the reader: a random reader (the caller says so: see `read`) fetches a piece of the
+ * block, 1/16 of it (64 KiB), so a 4 KiB random read does not cost a megabyte; once `DENSE_PIECES` pieces of a
+ * block are cached, the next miss in it fetches the whole block (the reader is dense there after all), and a
+ * stored whole block replaces its pieces. Blocks and pieces are both "units", cached and evicted alike.
  * Two tiers, each with its own hard byte cap and eviction policy (./eviction.ts):
  * - memory: blocks of small files (size ≤ `smallFileBytes`), as Buffers;
  * - disk: blocks of bigger files, one file per block under `<dir>/<xx>/<object id>.<block>`, next to a `.meta`
@@ -73,15 +77,19 @@ interface ObjectEntry {
   /** Unique per object version: names its files on disk. */
   id: string
   tier: TierKind
-  blocks: Set<number>
+  /** Units (whole blocks and pieces, by name: see `unitRange`) cached now. */
+  blocks: Set<string>
   metaWritten?: Promise<void>
   /** Exempt from eviction (its path is pinned): its blocks are not in the tier's policy. */
   pinned: boolean
+  /** Its content is being copied in from a local file (`adopt`): readers wait for that rather than fetch. */
+  adopting?: Promise<void>
 }
 
 interface BlockEntry {
   obj: ObjectEntry
-  idx: number
+  /** The unit's name: `<block index>` or `p<piece index>`. */
+  unit: string
   bytes: number
   /** Memory tier: the data. */
   buf?: Buffer
@@ -111,6 +119,10 @@ const PINS_FILE = 'pins.json'
 const DISK_WRITERS = 4
 /** Blocks waiting for a disk write slot, at most (32 × 1 MiB of memory): beyond, new blocks are not cached. */
 const MAX_DISK_QUEUE = 32
+/** Pieces per block: a random reader fetches one piece (1/16 of a block, 64 KiB by default) instead of a block. */
+const PIECES_PER_BLOCK = 16
+/** Pieces of one block cached (or being fetched) before a random reader fetches the rest as one whole block. */
+const DENSE_PIECES = 4
 /** Objects without cached blocks are forgotten past this many (they cost ~200 bytes each). */
 const MAX_EMPTY_OBJECTS = 10_000
 
@@ -142,10 +154,15 @@ export class DataCache {
   private diskUsable = false
   private closed = false
   readonly blockBytes: number
+  /** Size of a piece, the unit a random reader fetches. */
+  readonly pieceBytes: number
 
   constructor (private readonly opts: DataCacheOptions) {
     const now = opts.now ?? (() => performance.now())
     this.blockBytes = opts.blockBytes
+    // NB: pieces must tile blocks exactly; a block too small to split (< 64 KiB) has none (pieceBytes = blockBytes).
+    const piece = opts.blockBytes / PIECES_PER_BLOCK
+    this.pieceBytes = Number.isInteger(piece) && piece >= 4096 ? piece : opts.blockBytes
     const tier = (kind: TierKind, cap: number): Tier => ({
       kind, cap, used: 0, reserved: 0, policy: makePolicy<string>(opts.policy, opts.ttlMs, now), entries: new Map(), hits: 0, misses: 0, evictions: 0
     })
@@ -181,7 +198,49 @@ export class DataCache {
 
   private tier (kind: TierKind): Tier { return kind === 'memory' ? this.mem : this.disk }
 
-  private key (obj: ObjectEntry, idx: number): string { return `${obj.id}.${idx}` }
+  private key (obj: ObjectEntry, unit: string): string { return `${obj.id}.${unit}` }
+
+  /** Byte range of a unit: block `<idx>` or piece `p<idx>`; undefined for a name that is neither. */
+  private unitRange (unit: string): { offset: number, bytes: number } | undefined {
+    const m = /^(p?)(\d+)$/.exec(unit)
+    if (!m) return undefined
+    const size = m[1] === 'p' ? this.pieceBytes : this.blockBytes
+    return { offset: Number(m[2]) * size, bytes: size }
+  }
+
+  /** Bytes of `unit` in an object of `size` bytes (≤ 0: past its end). */
+  private unitBytes (unit: string, size: number): number {
+    const r = this.unitRange(unit)!
+    return Math.min(r.bytes, size - r.offset)
+  }
+
+  /** Is `unit` of `obj` cached or being fetched? */
+  private present (obj: ObjectEntry, unit: string): boolean {
+    const key = this.key(obj, unit)
+    return this.pending.has(key) || this.tier(obj.tier).entries.has(key)
+  }
+
+  /**
+   * The pieces (indexes) a random read of [from, to) in block `idx` should go through, or undefined when it should
+   * go through the whole block: the block is cached or coming, or this read and the pieces already here make it
+   * dense (`DENSE_PIECES`).
+   */
+  private piecesFor (obj: ObjectEntry, idx: number, from: number, to: number): number[] | undefined {
+    if (this.present(obj, String(idx))) return undefined
+    const P = this.pieceBytes
+    const wanted: number[] = []
+    for (let q = Math.floor(from / P); q * P < to; q++) wanted.push(q)
+    let dense = wanted.filter(q => !this.present(obj, `p${q}`)).length
+    if (dense === 0) return wanted
+    for (const u of this.piecesOf(idx)) if (this.present(obj, u)) dense++
+    return dense >= DENSE_PIECES ? undefined : wanted
+  }
+
+  /** Piece names of block `idx`. */
+  private piecesOf (idx: number): string[] {
+    const per = Math.round(this.blockBytes / this.pieceBytes)
+    return Array.from({ length: per }, (_, i) => `p${idx * per + i}`)
+  }
 
   private file (id: string, suffix: string): string {
     return path.join(this.opts.dir!, id.slice(0, 2), `${id}.${suffix}`)
@@ -223,8 +282,8 @@ export class DataCache {
       if (!obj || obj.pinned === on) continue
       obj.pinned = on
       const tier = this.tier(obj.tier)
-      for (const idx of obj.blocks) {
-        const key = this.key(obj, idx)
+      for (const unit of obj.blocks) {
+        const key = this.key(obj, unit)
         if (on) tier.policy.remove(key)
         else tier.policy.insert(key)
       }
@@ -247,7 +306,7 @@ export class DataCache {
       const obj = this.objects.get(p)
       if (!obj) continue
       const tier = this.tier(obj.tier)
-      for (const idx of obj.blocks) bytes += tier.entries.get(this.key(obj, idx))?.bytes ?? 0
+      for (const unit of obj.blocks) bytes += tier.entries.get(this.key(obj, unit))?.bytes ?? 0
     }
     return bytes
   }
@@ -256,9 +315,10 @@ export class DataCache {
 
   /**
    * Reads `length` bytes at `position` of `p` (at `version`) into `target[0..)`, from the cache where it can and
-   * through `fetch` (whole blocks) where it cannot. Resolves with the bytes read (fewer only at end of file).
+   * through `fetch` where it cannot: whole blocks, or pieces when the caller's reader is `random` (see the header).
+   * Resolves with the bytes read (fewer only at end of file).
    */
-  async read (p: string, version: Version, target: Buffer, length: number, position: number, fetch: FetchRange): Promise<number> {
+  async read (p: string, version: Version, target: Buffer, length: number, position: number, fetch: FetchRange, random = false): Promise<number> {
     await this.ready
     const end = Math.min(version.size, position + length)
     if (position >= end) return 0
@@ -267,24 +327,90 @@ export class DataCache {
       const data = await fetch(position, end - position)
       return data.copy(target, 0, 0, Math.min(end - position, data.length))
     }
+    if (obj.adopting !== undefined) await obj.adopting
     const B = this.blockBytes
+    const P = this.pieceBytes
     let done = 0
     for (let idx = Math.floor(position / B); idx * B < end; idx++) {
       const from = Math.max(position, idx * B)
       const to = Math.min(end, (idx + 1) * B)
-      const n = await this.readBlock(obj, idx, target, from - position, from - idx * B, to - from, fetch)
+      const pieces = random && P < B ? this.piecesFor(obj, idx, from, to) : undefined
+      if (pieces) {
+        // In parallel: a read across pieces should cost one round trip, as it would for a block.
+        const got = await Promise.all(pieces.map(async q => {
+          const a = Math.max(from, q * P)
+          const b = Math.min(to, (q + 1) * P)
+          return { want: b - a, n: await this.readBlock(obj, `p${q}`, target, a - position, a - q * P, b - a, fetch) }
+        }))
+        for (const { want, n } of got) {
+          done += n
+          if (n < want) return done
+        }
+        continue
+      }
+      const n = await this.readBlock(obj, String(idx), target, from - position, from - idx * B, to - from, fetch)
       done += n
       if (n < to - from) break
     }
     return done
   }
 
+  /**
+   * Takes the content of `p` at `version` from a local file this mount just uploaded it from (a journaled or staged
+   * copy), so that reading back what was written costs no fetch (as rclone's full cache mode keeps what it wrote).
+   * Resolves once `file` is open: the caller may remove it then, and must not change it. Blocks are copied in the
+   * background, each only while the object is still at this version. A file bigger than a quarter of its tier is
+   * not taken: one upload must not flush the whole cache.
+   */
+  async adopt (p: string, version: Version, file: string): Promise<void> {
+    await this.ready
+    const tier = this.tierFor(version.size)
+    if (tier === undefined || version.size === 0 || version.size > tier.cap / 4 || this.closed) return
+    const obj = this.object(p, version)
+    if (!obj) return
+    const fh = await open(file, 'r').catch(() => undefined)
+    if (!fh) return
+    const copy: Promise<void> = (async () => {
+      try {
+        const B = this.blockBytes
+        for (let idx = 0; idx * B < version.size; idx++) {
+          const unit = String(idx)
+          if (this.objects.get(p) !== obj || this.closed) return
+          if (this.present(obj, unit)) continue
+          const want = this.unitBytes(unit, version.size)
+          if (this.overBudget(want)) return
+          const buf = Buffer.allocUnsafe(want)
+          let n = 0
+          while (n < want) {
+            const { bytesRead } = await fh.read(buf, n, want - n, idx * B + n)
+            if (bytesRead === 0) break
+            n += bytesRead
+          }
+          if (n !== want) return
+          // Counted as a fetch in flight would be, while it waits for its turn to be stored.
+          this.pendingBytes += want
+          try {
+            await this.store(obj, unit, this.key(obj, unit), buf)
+          } finally {
+            this.pendingBytes -= want
+          }
+        }
+      } finally {
+        await fh.close().catch(() => {})
+      }
+    })().catch(() => {}).finally(() => {
+      if (obj.adopting === copy) obj.adopting = undefined
+      this.writes.delete(copy)
+    })
+    obj.adopting = copy
+    this.writes.add(copy)
+  }
+
   /** True when block `idx` of `p` at `version` is cached or being fetched (readahead need not fetch it). */
   has (p: string, version: Version, idx: number): boolean {
     const obj = this.objects.get(p)
     if (!obj || !sameVersion(obj.version, version)) return false
-    const key = this.key(obj, idx)
-    return this.pending.has(key) || this.tier(obj.tier).entries.has(key)
+    return this.present(obj, String(idx))
   }
 
   /** Fetches block `idx` of `p` into the cache without a reader (readahead). Resolves with its byte count. */
@@ -293,14 +419,14 @@ export class DataCache {
     if (idx * this.blockBytes >= version.size) return 0
     const obj = this.object(p, version)
     if (!obj) return 0
-    const key = this.key(obj, idx)
-    if (this.pending.has(key) || this.tier(obj.tier).entries.has(key)) return 0
-    return (await this.fetchBlock(obj, idx, fetch)).length
+    if (this.present(obj, String(idx))) return 0
+    return (await this.fetchBlock(obj, String(idx), fetch)).length
   }
 
-  private async readBlock (obj: ObjectEntry, idx: number, target: Buffer, targetOff: number, blockOff: number, len: number, fetch: FetchRange): Promise<number> {
+  /** Reads `len` bytes at `blockOff` of unit `unit` into `target[targetOff..)`: cached, shared or fetched. */
+  private async readBlock (obj: ObjectEntry, unit: string, target: Buffer, targetOff: number, blockOff: number, len: number, fetch: FetchRange): Promise<number> {
     const tier = this.tier(obj.tier)
-    const key = this.key(obj, idx)
+    const key = this.key(obj, unit)
     const e = tier.entries.get(key)
     if (e && tier.policy.expired(key)) {
       void this.dropBlock(tier, key, e, false)
@@ -312,7 +438,7 @@ export class DataCache {
       }
       e.readers++
       try {
-        const n = await this.readDiskBlock(obj.id, idx, target, targetOff, len, blockOff)
+        const n = await this.readDiskBlock(obj.id, unit, target, targetOff, len, blockOff)
         if (n === len || blockOff + n === e.bytes) {
           tier.hits++
           tier.policy.touch(key)
@@ -331,14 +457,14 @@ export class DataCache {
       buf = await pending
     } else {
       tier.misses++
-      buf = await this.fetchBlock(obj, idx, fetch)
+      buf = await this.fetchBlock(obj, unit, fetch)
     }
     if (blockOff >= buf.length) return 0
     return buf.copy(target, targetOff, blockOff, Math.min(blockOff + len, buf.length))
   }
 
-  private async readDiskBlock (id: string, idx: number, target: Buffer, targetOff: number, len: number, blockOff: number): Promise<number> {
-    const fh = await open(this.file(id, String(idx)), 'r')
+  private async readDiskBlock (id: string, unit: string, target: Buffer, targetOff: number, len: number, blockOff: number): Promise<number> {
+    const fh = await open(this.file(id, unit), 'r')
     try {
       let done = 0
       while (done < len) {
@@ -352,17 +478,18 @@ export class DataCache {
     }
   }
 
-  /** Fetches one whole block (shared by concurrent readers) and stores it in the background. */
-  private fetchBlock (obj: ObjectEntry, idx: number, fetch: FetchRange): Promise<Buffer> {
-    const key = this.key(obj, idx)
+  /** Fetches one whole unit (shared by concurrent readers) and stores it in the background. */
+  private fetchBlock (obj: ObjectEntry, unit: string, fetch: FetchRange): Promise<Buffer> {
+    const key = this.key(obj, unit)
     const existing = this.pending.get(key)
     if (existing) return existing
-    const want = Math.min(this.blockBytes, obj.version.size - idx * this.blockBytes)
+    const want = this.unitBytes(unit, obj.version.size)
+    const offset = this.unitRange(unit)!.offset
     // Counted from the moment it is asked for, so that the budget sees requests in flight.
     let accounted = want
     this.pendingBytes += want
     const p = (async () => {
-      const buf = await fetch(idx * this.blockBytes, want)
+      const buf = await fetch(offset, want)
       this.pendingBytes += buf.length - accounted
       accounted = buf.length
       return buf
@@ -378,7 +505,7 @@ export class DataCache {
       // Backpressure: a block waiting for a disk write slot is held in memory; past the budget (or a long queue:
       // the disk is slower than the backend) it is served but not cached.
       if (obj.tier === 'disk' && (this.diskQueue.length >= MAX_DISK_QUEUE || (this.diskQueue.length > 0 && this.overBudget(0)))) return settle()
-      const w = this.store(obj, idx, key, buf).catch(() => {}).finally(settle)
+      const w = this.store(obj, unit, key, buf).catch(() => {}).finally(settle)
       this.writes.add(w)
       void w.finally(() => this.writes.delete(w))
     }, settle)
@@ -387,10 +514,10 @@ export class DataCache {
 
   // ---- storing and evicting ---------------------------------------------------------------------------------------
 
-  private async store (obj: ObjectEntry, idx: number, key: string, buf: Buffer): Promise<void> {
+  private async store (obj: ObjectEntry, unit: string, key: string, buf: Buffer): Promise<void> {
     const tier = this.tier(obj.tier)
     const n = buf.length
-    if (n > tier.cap || tier.entries.has(key)) return
+    if (n > tier.cap || tier.entries.has(key) || this.covered(obj, unit)) return
     if (tier.kind === 'memory') {
       // NB: `buf` still counts in pendingBytes here, so the budget test needs no `+ n`.
       const over = (): boolean => tier.used + n > tier.cap || this.overBudget(0)
@@ -398,10 +525,11 @@ export class DataCache {
       if (over()) return
       // Own the bytes: a slice of a larger buffer would pin (and hide) its whole allocation.
       const own = buf.byteLength === buf.buffer.byteLength ? buf : Buffer.from(buf)
-      tier.entries.set(key, { obj, idx, bytes: n, buf: own, readers: 0, dead: false, unlinked: false, released: false })
+      tier.entries.set(key, { obj, unit, bytes: n, buf: own, readers: 0, dead: false, unlinked: false, released: false })
       tier.used += n
       if (!obj.pinned) tier.policy.insert(key)
-      obj.blocks.add(idx)
+      obj.blocks.add(unit)
+      this.dropPieces(obj, unit)
       return
     }
     // NB: few writes at a time, so that reservations of blocks waiting for the disk do not crowd out each other.
@@ -414,21 +542,41 @@ export class DataCache {
       }
       if (tier.used + tier.reserved > tier.cap || this.objects.get(obj.path) !== obj) return
       await this.writeMeta(obj)
-      const file = this.file(obj.id, String(idx))
+      const file = this.file(obj.id, unit)
       const tmp = `${file}.tmp${randomBytes(3).toString('hex')}`
       await writeFile(tmp, buf, { mode: 0o600 })
       await rename(tmp, file)
-      if (this.objects.get(obj.path) !== obj || this.closed) {
+      if (this.objects.get(obj.path) !== obj || this.closed || this.covered(obj, unit)) {
         await rm(file, { force: true })
         return
       }
-      tier.entries.set(key, { obj, idx, bytes: n, readers: 0, dead: false, unlinked: false, released: false })
+      tier.entries.set(key, { obj, unit, bytes: n, readers: 0, dead: false, unlinked: false, released: false })
       tier.used += n
       if (!obj.pinned) tier.policy.insert(key)
-      obj.blocks.add(idx)
+      obj.blocks.add(unit)
+      this.dropPieces(obj, unit)
     } finally {
       tier.reserved -= n
       this.diskSlotDone()
+    }
+  }
+
+  /** Is piece `unit` within a whole block of `obj` that is cached (the piece would be a second copy)? */
+  private covered (obj: ObjectEntry, unit: string): boolean {
+    if (!unit.startsWith('p')) return false
+    const idx = Math.floor(this.unitRange(unit)!.offset / this.blockBytes)
+    return obj.blocks.has(String(idx))
+  }
+
+  /** A whole block was stored: its pieces are second copies now, and go. */
+  private dropPieces (obj: ObjectEntry, unit: string): void {
+    if (unit.startsWith('p') || obj.blocks.size === 1) return
+    const tier = this.tier(obj.tier)
+    for (const piece of this.piecesOf(Number(unit))) {
+      if (!obj.blocks.has(piece)) continue
+      const key = this.key(obj, piece)
+      const e = tier.entries.get(key)
+      if (e) void this.dropBlock(tier, key, e, false)
     }
   }
 
@@ -466,7 +614,7 @@ export class DataCache {
     if (tier.entries.get(key) !== e) return Promise.resolve()
     tier.entries.delete(key)
     tier.policy.remove(key)
-    e.obj.blocks.delete(e.idx)
+    e.obj.blocks.delete(e.unit)
     e.dead = true
     if (evicted) tier.evictions++
     if (tier.kind === 'memory') {
@@ -476,7 +624,7 @@ export class DataCache {
     }
     const obj = e.obj
     const u = (async () => {
-      await unlink(this.file(obj.id, String(e.idx))).catch(() => {})
+      await unlink(this.file(obj.id, e.unit)).catch(() => {})
       e.unlinked = true
       this.releaseBytes(tier, e)
       if (obj.blocks.size === 0 && this.objects.get(obj.path) !== obj) await rm(this.file(obj.id, 'meta'), { force: true })
@@ -496,8 +644,8 @@ export class DataCache {
   private dropObject (obj: ObjectEntry): void {
     if (this.objects.get(obj.path) === obj) this.objects.delete(obj.path)
     const tier = this.tier(obj.tier)
-    for (const idx of [...obj.blocks]) {
-      const key = this.key(obj, idx)
+    for (const unit of [...obj.blocks]) {
+      const key = this.key(obj, unit)
       const e = tier.entries.get(key)
       if (e) void this.dropBlock(tier, key, e, false)
     }
@@ -542,19 +690,19 @@ export class DataCache {
     await lockDir(dir, 'the cache directory', { exclusiveInProcess: true })
     this.diskUsable = true
     const metas = new Map<string, { path: string, size: number, mtimeMs: number, etag?: string, blockBytes: number }>()
-    const blocks: Array<{ id: string, idx: number, file: string, size: number, mtimeMs: number }> = []
+    const blocks: Array<{ id: string, unit: string, file: string, size: number, mtimeMs: number }> = []
     for (const sub of await readdir(dir, { withFileTypes: true })) {
       if (!sub.isDirectory()) continue
       const subdir = path.join(dir, sub.name)
       for (const name of await readdir(subdir)) {
         const file = path.join(subdir, name)
-        const m = /^([0-9a-f]+-[0-9a-z]+)\.(meta|\d+)$/.exec(name)
+        const m = /^([0-9a-f]+-[0-9a-z]+)\.(meta|p?\d+)$/.exec(name)
         if (!m) { await rm(file, { force: true, recursive: true }); continue }
         if (m[2] === 'meta') {
           try { metas.set(m[1], JSON.parse(await readFile(file, 'utf8'))) } catch { await rm(file, { force: true }) }
         } else {
           const s = await stat(file).catch(() => undefined)
-          if (s) blocks.push({ id: m[1], idx: Number(m[2]), file, size: s.size, mtimeMs: s.mtimeMs })
+          if (s) blocks.push({ id: m[1], unit: m[2], file, size: s.size, mtimeMs: s.mtimeMs })
         }
       }
     }
@@ -577,10 +725,10 @@ export class DataCache {
     const mtimes = new Map<string, number>()
     for (const b of blocks) {
       const obj = objById.get(b.id)
-      const want = obj ? Math.min(this.blockBytes, obj.version.size - b.idx * this.blockBytes) : -1
+      const want = obj ? this.unitBytes(b.unit, obj.version.size) : -1
       if (!obj || b.size !== want) { await rm(b.file, { force: true }); continue }
-      const key = this.key(obj, b.idx)
-      found.set(key, { obj, idx: b.idx, bytes: b.size, readers: 0, dead: false, unlinked: false, released: false })
+      const key = this.key(obj, b.unit)
+      found.set(key, { obj, unit: b.unit, bytes: b.size, readers: 0, dead: false, unlinked: false, released: false })
       mtimes.set(key, b.mtimeMs)
     }
     // Eviction order: the persisted index first (as it was at the last clean close), then blocks it does not know
@@ -602,7 +750,7 @@ export class DataCache {
       tier.entries.set(key, e)
       if (!e.obj.pinned) restore(tier.policy, key, stand)
       tier.used += e.bytes
-      e.obj.blocks.add(e.idx)
+      e.obj.blocks.add(e.unit)
     }
     for (const [key, stand] of order) add(key, stand)
     for (const key of [...found.keys()].sort((a, b) => (mtimes.get(a) ?? 0) - (mtimes.get(b) ?? 0))) add(key, 1)

@@ -29,7 +29,7 @@
 import { constants as fsConstants } from 'node:fs'
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { Backend } from '../backend/types.js'
+import type { Backend, Stat } from '../backend/types.js'
 import { DIR_LOCK_FILE, lockDir, unlockDir } from './dir-lock.js'
 
 /** What an entry records about the object besides its content. */
@@ -51,8 +51,12 @@ export interface JournalOptions {
   backend: Backend
   /** Bound on bytes journaled but not yet uploaded (back-pressure above it). */
   maxDirtyBytes: number
-  /** Called after an object was uploaded (so the caller can forget what it cached about it). */
-  onUploaded?: (p: string) => void
+  /**
+   * Called after an object was uploaded (so the caller can forget what it cached about it), with the attributes
+   * the backend's write answered (if any) and the entry's file. The file is removed once a promise returned here
+   * settles (so the caller may open it first, to keep the content it names).
+   */
+  onUploaded?: (p: string, written: Stat | undefined, file: string) => Promise<void> | void
   log?: (line: string) => void
   /** First retry delay after a failed upload, in ms (doubles up to 30 s). */
   retryMs?: number
@@ -255,7 +259,7 @@ export class Journal {
     const large = r.size > LARGE_BYTES
     if (large) this.activeLarge++
     try {
-      await this.opts.backend.write(r.path, { file: this.file(r.seq, 'data'), size: r.size }, { mode: r.mode, uid: r.uid, gid: r.gid, mtimeMs: r.mtimeMs })
+      const written = await this.opts.backend.write(r.path, { file: this.file(r.seq, 'data'), size: r.size }, { mode: r.mode, uid: r.uid, gid: r.gid, mtimeMs: r.mtimeMs })
       // NB: the backend holds this version now. What the caches still say of the previous one must go before the
       // entry stops answering for it (or its file disappears): an open in between took the cached, older size and
       // staged a copy cut to it, losing the end of an acknowledged write.
@@ -263,8 +267,9 @@ export class Journal {
       s.retryMs = undefined
       this.dirty -= r.size
       this.flushed++
-      this.opts.onUploaded?.(r.path)
+      const hold = this.opts.onUploaded?.(r.path, written ?? undefined, this.file(r.seq, 'data'))
       s.finishing = true
+      if (hold) await hold.catch(() => {})
       await this.removeEntry(r).catch(() => {}) // replayed (re-uploaded, harmless) at the next start if left
       s.finishing = false
       this.wakeSpace()

@@ -13,6 +13,9 @@
  * - Parallelism: the window is fetched as parallel ranged reads, one per block, at most `MAX_PARALLEL` in flight
  *   per handle; each later read tops the pipeline up. This is the backpressure: a slow backend holds at most
  *   MAX_PARALLEL blocks of memory per reader in flight; a fast one keeps the window full.
+ * - Random access, for the data cache's fetch size: a read is random when it is neither the file's first read at
+ *   offset 0 nor within `NEAR_BYTES` of where the previous read ended (the kernel may send a sequential reader's
+ *   reads slightly out of order). The cache then fetches a piece of the block instead of the whole block.
  * - Accounting: bytes of blocks this handle prefetched are `bytesUsed` when the handle reads them, `bytesWasted` if
  *   it is released without reading them.
  */
@@ -24,6 +27,9 @@ export const TRIGGER = 3
  * typical of S3 from a nearby region, without flooding a backend with requests.
  */
 export const MAX_PARALLEL = 8
+
+/** Reads starting this close to the previous read's end count as sequential (two kernel reads of 128 KiB). */
+export const NEAR_BYTES = 256 * 1024
 
 /** Counters shared by every handle of a mount (`VfsStats.readahead`). */
 export interface ReadaheadCounters {
@@ -45,6 +51,8 @@ export class Readahead {
   private readonly unused = new Map<number, number>()
   /** Released: a prefetch landing now is wasted at once. */
   private closed = false
+  /** Whether the last read was random access (see the header): the data cache then fetches pieces. */
+  random = false
 
   constructor (
     private readonly maxBytes: number,
@@ -69,6 +77,7 @@ export class Readahead {
       this.counters.bytesUsed += bytes
       if (this.active) this.windowBytes = Math.min(this.maxBytes, this.windowBytes * 2)
     }
+    this.random = this.nextPos < 0 ? position !== 0 : Math.abs(position - this.nextPos) > Math.max(NEAR_BYTES, 2 * length)
     if (position === this.nextPos) {
       this.streak++
     } else {

@@ -10,7 +10,7 @@
 import { copyFile, mkdir, open, rm, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
-import type { Backend, WriteAttrs } from '../backend/types.js'
+import type { Backend, Stat, WriteAttrs } from '../backend/types.js'
 
 /** Chunk size for filling a staging file from the backend: large enough to amortise a request round trip. */
 const FILL_CHUNK = 8 * 1024 * 1024
@@ -19,6 +19,8 @@ export class StagingFile {
   dirty = false
   /** Bumped by every write and truncate: an upload or journal commit clears `dirty` only if none came meanwhile. */
   version = 0
+  /** The last upload: at which `version`, to which path, and the attributes the backend answered (if it did). */
+  uploaded?: { version: number, path: string, stat: Stat }
   /** The copy of the object's content not made yet: run once by `filled()` (again after a failure). */
   private fill?: () => Promise<void>
   private filling?: Promise<void>
@@ -115,7 +117,8 @@ export class StagingFile {
     await this.fh.datasync()
     const version = this.version
     // NB: clear `dirty` only after the backend acknowledged, so a failed upload is retried at the next flush.
-    await backend.write(objectPath, { file: this.file, size: this.size }, { ...attrs, mtimeMs: attrs.mtimeMs ?? Date.now() })
+    const written = await backend.write(objectPath, { file: this.file, size: this.size }, { ...attrs, mtimeMs: attrs.mtimeMs ?? Date.now() })
+    this.uploaded = written ? { version, path: objectPath, stat: written } : undefined
     if (this.version === version) this.dirty = false
   }
 

@@ -416,13 +416,14 @@ export class Vfs {
         dir: path.join(opts.cacheDir, 'journal', ns),
         backend: this.backend,
         maxDirtyBytes: opts.writebackDirtyMaxBytes ?? 1024 ** 3,
-        onUploaded: p => {
+        onUploaded: async (p, written, file) => {
           // A file created here first exists on the backend now: a listing of its directory cached before lacks it
           // (and the journal stops naming it now), and peers learn of a new name.
           const isNew = this.journaledNew.delete(p)
           if (isNew) this.entryChanged(p)
           else this.changed(p)
           this.tell(p, isNew ? 'entry' : 'data')
+          await this.keepWritten(p, written, file)
         },
         retryMs: opts.writebackRetryMs,
         delayMs: opts.writebackDelayMs,
@@ -828,6 +829,11 @@ export class Vfs {
       const saving = (async () => {
         try {
           await this.saveStaged(node, staging, false)
+          // Write-through: the staged copy is what the last upload wrote, unless written to since.
+          const up = staging.uploaded
+          if (up !== undefined && up.version === staging.version && up.path === node.path && this.nodes.get(where) === undefined) {
+            await this.keepWritten(where, up.stat, staging.file)
+          }
         } finally {
           await staging.discard()
         }
@@ -840,6 +846,17 @@ export class Vfs {
         if (this.saving.get(where) === saving) this.saving.delete(where)
       }
     }
+  }
+
+  /**
+   * Keeps the content this mount just uploaded to `p` (from `file`, which nobody changes until this resolves) in the
+   * data cache, named by the version the backend's write answered (`written`; nothing when it answered none).
+   */
+  private async keepWritten (p: string, written: Stat | undefined, file: string): Promise<void> {
+    if (this.data?.enabled !== true || written === undefined || written.kind !== 'file') return
+    // NB: with strong consistency and no ETag every open gets its own version (versionOf): nothing would match.
+    if (written.etag === undefined && this.opts.consistency === 'strong') return
+    await this.data.adopt(p, this.versionOf(written), file).catch(() => {})
   }
 
   /**
@@ -913,8 +930,9 @@ export class Vfs {
     }
     if (journalFile) return this.register({ path: p, flags, node, dirty: false, journalFile })
     const version = this.data && !flags.write ? this.versionOf(st) : undefined
-    const readahead = version && (this.opts.prefetchMaxBytes ?? 0) > 0 && st.size > this.data!.blockBytes
-      ? new Readahead(this.opts.prefetchMaxBytes!, this.data!.blockBytes, this.raCounters)
+    // Also with no prefetching (prefetchMax 0): it tells the data cache whether the reader is random.
+    const readahead = version && st.size > this.data!.blockBytes
+      ? new Readahead(this.opts.prefetchMaxBytes ?? 0, this.data!.blockBytes, this.raCounters)
       : undefined
     return this.register({ path: p, flags, node, dirty: false, version, readahead })
   }
@@ -1016,7 +1034,7 @@ export class Vfs {
           this.data.prefetch(objectPath, version, idx, fetch).then(n => ra.finished(idx, n), () => ra.finished(idx, 0))
         }
       }
-      return await this.data.read(objectPath, version, buf, len, pos, fetch)
+      return await this.data.read(objectPath, version, buf, len, pos, fetch, ra?.random)
     }
     const data = await this.backend.read(h.path, pos, len)
     return data.copy(buf, 0, 0, Math.min(len, data.length))
@@ -1548,12 +1566,13 @@ export class Vfs {
 
   /**
    * Makes everything acknowledged so far durable on the backend: open files are flushed, then the write-back
-   * journal is drained. Resolves with the number of files that could not be flushed; rejects with the first upload
-   * error of the journal.
+   * journal is drained, then the backend sends what it deferred (S3's queued deletes). Resolves with the number of
+   * files that could not be flushed; rejects with the first upload error of the journal.
    */
   async drain (): Promise<number> {
     const errors = await this.flushAll()
     await this.journal?.flushTree('/')
+    await this.backend.flush?.()
     return errors
   }
 

@@ -66,6 +66,21 @@ if (s3 !== undefined) {
     t.equal((await (await sdk.send(new GetObjectCommand({ Bucket, Key: `${prefix}w` }))).Body!.transformToString()), 'new')
   })
 
+  t.test('flush (fsx flush) sends the queued keys and returns once they are gone from the bucket', async t => {
+    const { b, prefix } = await backend(t)
+    for (const n of ['a', 'b', 'c']) await b.write(`/${n}`, Buffer.from(n))
+    await b.remove('/a')
+    await b.remove('/b')
+    t.same(await keys(prefix), [`${prefix}a`, `${prefix}b`, `${prefix}c`], 'queued: still in the bucket')
+    const before = b.counters()
+    await b.flush()
+    const after = b.counters()
+    t.same([after.deleteBatch - before.deleteBatch, after.deletedKeys - before.deletedKeys, after.deletesPending], [1, 2, 0], 'one DeleteObjects for both')
+    t.same(await keys(prefix), [`${prefix}c`], 'gone when flush returns')
+    await b.remove('/c')
+    t.equal(b.counters().deletesPending, 1, 'the backend goes on queueing after a flush')
+  })
+
   t.test('rmdir sends the queued keys of its files first', async t => {
     const { b, prefix } = await backend(t)
     await b.mkdir('/dir', 0o755)

@@ -52,7 +52,7 @@ async function du (dir: string): Promise<number> {
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true } as any) as any[]) {
     if (!e.isFile()) continue
     const s = await stat(path.join(e.parentPath ?? e.path, e.name)).catch(() => undefined)
-    if (s && /\.(\d+)(\.tmp.*)?$/.test(e.name)) total += s.size
+    if (s && /\.(p?\d+)(\.tmp.*)?$/.test(e.name)) total += s.size
   }
   return total
 }
@@ -98,6 +98,139 @@ test('a sparse read of a big file fetches only the block it touches', async () =
   assert.ok(buf.equals(o.data.subarray(150 * B + 5, 150 * B + 15)))
   assert.equal(s.fetches, 1)
   assert.equal(s.bytes, B)
+  await c.close()
+})
+
+test('a random read of a big file fetches one piece (1/16 block), and a second read in that piece none', async () => {
+  const c = cache({ dir: await tmp(), diskBytes: 1000 * B })
+  const P = B / 16
+  assert.equal(c.pieceBytes, P)
+  const o = object(200 * B)
+  const { s, fetcher } = backend()
+  const buf = Buffer.alloc(10)
+  assert.equal(await c.read('/huge', o.version, buf, 10, 150 * B + 5, fetcher(o), true), 10)
+  assert.ok(buf.equals(o.data.subarray(150 * B + 5, 150 * B + 15)))
+  assert.deepEqual(s, { fetches: 1, bytes: P })
+  await c.idle()
+  assert.equal(await c.read('/huge', o.version, buf, 10, 150 * B + P - 10, fetcher(o), true), 10)
+  assert.ok(buf.equals(o.data.subarray(150 * B + P - 10, 150 * B + P)))
+  assert.deepEqual(s, { fetches: 1, bytes: P }, 'served from the cached piece')
+  // The same bytes read by a sequential reader come from the piece too; a miss beside it fetches the whole block.
+  assert.equal(await c.read('/huge', o.version, buf, 10, 150 * B + 5, fetcher(o)), 10)
+  assert.equal(s.fetches, 2, 'a sequential reader fetches whole blocks')
+  assert.equal(s.bytes, P + B)
+  await c.close()
+})
+
+test('a random read across two pieces (and two blocks) fetches both pieces and returns the right bytes', async () => {
+  const c = cache({ memoryBytes: 1000 * B, smallFileBytes: 1000 * B })
+  const P = B / 16
+  const o = object(20 * B)
+  const { s, fetcher } = backend()
+  const buf = Buffer.alloc(100)
+  assert.equal(await c.read('/f', o.version, buf, 100, 5 * B - 50, fetcher(o), true), 100)
+  assert.ok(buf.equals(o.data.subarray(5 * B - 50, 5 * B + 50)))
+  assert.deepEqual(s, { fetches: 2, bytes: 2 * P })
+  assert.equal(await c.read('/f', o.version, buf, 100, 3 * P - 50, fetcher(o), true), 100)
+  assert.ok(buf.equals(o.data.subarray(3 * P - 50, 3 * P + 50)))
+  assert.deepEqual(s, { fetches: 4, bytes: 4 * P })
+  // Past the end of file: only the bytes there are.
+  assert.equal(await c.read('/f', o.version, buf, 100, 20 * B - 30, fetcher(o), true), 30)
+  assert.ok(buf.subarray(0, 30).equals(o.data.subarray(20 * B - 30)))
+})
+
+test('a random reader dense in one block fetches the whole block next, which then replaces its pieces', async () => {
+  const dir = await tmp()
+  const c = cache({ dir, diskBytes: 1000 * B })
+  const P = B / 16
+  const o = object(10 * B)
+  const { s, fetcher } = backend()
+  const buf = Buffer.alloc(8)
+  for (const q of [0, 3, 7]) assert.equal(await c.read('/big', o.version, buf, 8, 2 * B + q * P, fetcher(o), true), 8)
+  await c.idle()
+  assert.deepEqual(s, { fetches: 3, bytes: 3 * P })
+  assert.equal(c.counters().dataDisk.entries, 3)
+  assert.equal(await c.read('/big', o.version, buf, 8, 2 * B + 12 * P, fetcher(o), true), 8)
+  assert.ok(buf.equals(o.data.subarray(2 * B + 12 * P, 2 * B + 12 * P + 8)))
+  assert.deepEqual(s, { fetches: 4, bytes: 3 * P + B }, 'the fourth piece of the block brings the whole block')
+  await c.idle()
+  assert.equal(c.counters().dataDisk.entries, 1, 'the pieces went when the block came')
+  assert.equal(c.counters().dataDisk.bytes, B)
+  assert.equal(await du(dir), B)
+  assert.equal(await c.read('/big', o.version, buf, 8, 2 * B + 3 * P, fetcher(o), true), 8)
+  assert.ok(buf.equals(o.data.subarray(2 * B + 3 * P, 2 * B + 3 * P + 8)))
+  assert.equal(s.fetches, 4)
+  // One random read spanning DENSE (4) pieces of a fresh block fetches the block, not four pieces.
+  const big = Buffer.alloc(4 * P)
+  assert.equal(await c.read('/big', o.version, big, 4 * P, 6 * B, fetcher(o), true), 4 * P)
+  assert.deepEqual(s, { fetches: 5, bytes: 3 * P + 2 * B })
+  await c.close()
+})
+
+test('cached pieces survive a restart', async () => {
+  const dir = await tmp()
+  const P = B / 16
+  const o = object(10 * B)
+  const { s, fetcher } = backend()
+  const buf = Buffer.alloc(8)
+  const c1 = cache({ dir, diskBytes: 1000 * B })
+  await c1.read('/big', o.version, buf, 8, 4 * B + 5 * P, fetcher(o), true)
+  await c1.close()
+  const c2 = cache({ dir, diskBytes: 1000 * B })
+  assert.equal(await c2.read('/big', o.version, buf, 8, 4 * B + 5 * P + 1, fetcher(o), true), 8)
+  assert.ok(buf.equals(o.data.subarray(4 * B + 5 * P + 1, 4 * B + 5 * P + 9)))
+  assert.equal(s.fetches, 1, 'no fetch after the restart')
+  assert.equal(c2.counters().dataDisk.bytes, P)
+  await c2.close()
+})
+
+test('blocks too small to split (under 64 KiB) have no pieces: a random read fetches the block', async () => {
+  const c = cache({ memoryBytes: 100 * 16 * KB, blockBytes: 16 * KB, smallFileBytes: 1 })
+  assert.equal(c.pieceBytes, 16 * KB)
+  const o = object(10 * 16 * KB)
+  const { s, fetcher } = backend()
+  const buf = Buffer.alloc(8)
+  assert.equal(await c.read('/f', o.version, buf, 8, 3 * 16 * KB + 100, fetcher(o), true), 8)
+  assert.deepEqual(s, { fetches: 1, bytes: 16 * KB })
+})
+
+test('adopt: a file just uploaded is taken from its local copy; a read at once waits for it rather than fetch', async () => {
+  const dir = await tmp()
+  const c = cache({ dir, diskBytes: 100 * B, memoryBytes: 10 * B })
+  const o = object(5 * B + 3)
+  const local = path.join(dir, 'uploaded.bin')
+  await writeFile(local, o.data)
+  const { s, fetcher } = backend()
+  await c.adopt('/up', o.version, local)
+  await rm(local) // the caller may remove it once adopt resolved
+  assert.ok((await readAll(c, '/up', o, fetcher(o))).equals(o.data))
+  assert.equal(s.fetches, 0, 'no fetch')
+  await c.idle()
+  assert.equal(c.counters().dataDisk.bytes, 5 * B + 3)
+  // Another version of the path is fetched, never served from the adopted blocks.
+  const o2 = object(5 * B + 3, 2000)
+  assert.ok((await readAll(c, '/up', o2, fetcher(o2))).equals(o2.data))
+  assert.equal(s.fetches, 6)
+  // Too big for its tier (over a quarter of it): not taken.
+  const huge = object(30 * B)
+  await writeFile(local, huge.data)
+  await c.adopt('/huge', huge.version, local)
+  await c.idle()
+  assert.equal(c.cachedBytes(['/huge']), 0)
+  await c.close()
+})
+
+test('adopt: an invalidation while the copy runs stops it; nothing of the old version is served', async () => {
+  const dir = await tmp()
+  const c = cache({ dir, diskBytes: 100 * B })
+  const o = object(20 * B)
+  const local = path.join(dir, 'uploaded.bin')
+  await writeFile(local, o.data)
+  await c.adopt('/up', o.version, local)
+  c.invalidate('/up')
+  await c.idle()
+  assert.equal(c.cachedBytes(['/up']), 0)
+  assert.equal(await du(dir), 0)
   await c.close()
 })
 

@@ -28,6 +28,25 @@ test('prefetching starts at the third sequential read, two blocks ahead', () => 
   assert.deepEqual(ra.onRead(3 * R, R, 100 * B), [], 'nothing new while the window is requested')
 })
 
+test('a read is random unless it is the first at offset 0 or starts near where the last one ended', () => {
+  const ra = new Readahead(0, B, counters())
+  assert.deepEqual(ra.onRead(0, R, 100 * B), [], 'no prefetching with no window')
+  assert.equal(ra.random, false, 'the first read at 0')
+  ra.onRead(R, R, 100 * B)
+  assert.equal(ra.random, false)
+  ra.onRead(50 * B, 4096, 100 * B)
+  assert.equal(ra.random, true, 'a jump')
+  ra.onRead(50 * B + 4096 + 128 * 1024, 4096, 100 * B)
+  assert.equal(ra.random, false, 'a small skip forward (kernel reads out of order) is not random')
+  ra.onRead(50 * B - 100 * 1024, 4096, 100 * B)
+  assert.equal(ra.random, false, 'nor a small step back')
+  ra.onRead(7 * B, 4096, 100 * B)
+  assert.equal(ra.random, true)
+  const fresh = new Readahead(8 * B, B, counters())
+  fresh.onRead(33 * B, 4096, 100 * B)
+  assert.equal(fresh.random, true, 'a first read elsewhere than at 0')
+})
+
 test('the window doubles each time a prefetched block is read, up to the cap, with at most MAX_PARALLEL in flight', () => {
   const c = counters()
   const ra = new Readahead(8 * B, B, c)
@@ -146,5 +165,25 @@ test('through the VFS: a random reader triggers no readahead', async () => {
   await vfs.release('/big', fh)
   assert.equal(vfs.stats().readahead!.triggered, 0)
   assert.equal(b.count('read'), 8)
+  assert.equal(b.readBytes, 8 * 64 * 1024, 'each random 4 KiB read fetched a 64 KiB piece, not a 1 MiB block')
   await vfs.close()
 })
+
+for (const prefetch of [8 * B, 0]) {
+  test(`through the VFS (prefetchMax ${prefetch}): a file read from its start fetches whole blocks, a random reader pieces`, async () => {
+    const b = new FakeBackend({ randomWrite: false })
+    const blob = randomBytes(32 * B)
+    b.put('/big', blob)
+    const vfs = await vfsOn(b, prefetch)
+    const fh = await vfs.open('/big', constants.O_RDONLY)
+    const buf = Buffer.alloc(4096)
+    await vfs.read('/big', fh, buf, 4096, 0)
+    assert.ok(buf.equals(blob.subarray(0, 4096)))
+    assert.equal(b.readBytes, B, 'the first read at offset 0 fetches the whole block')
+    await vfs.read('/big', fh, buf, 4096, 20 * B + 7)
+    assert.ok(buf.equals(blob.subarray(20 * B + 7, 20 * B + 7 + 4096)))
+    assert.equal(b.readBytes, B + 64 * 1024)
+    await vfs.release('/big', fh)
+    await vfs.close()
+  })
+}

@@ -10,6 +10,7 @@ import { Vfs } from '../../dist/vfs/vfs.js'
 import { fsxError } from '../../dist/errors.js'
 import { memoryBackend } from '../fixtures/fsx-backend-memory/memory.js'
 import { tempDirs } from './helpers/tmp.ts'
+import { FakeBackend } from './helpers/fake-backend.ts'
 
 const tempDir = tempDirs()
 
@@ -77,6 +78,49 @@ test('a second cat of a large file through a whole-object backend makes no backe
   const s = vfs.stats().caches
   assert.equal(s.dataDisk.entries, 13)
   assert.ok(s.dataDisk.hits >= 96)
+  await vfs.close()
+})
+
+for (const writeback of [false, true]) {
+  test(`what the VFS uploads (${writeback ? 'write-back' : 'write-through'}) is kept in the data cache: reading it back fetches nothing`, async () => {
+    const b = new FakeBackend({ randomWrite: false, etag: true, writeAnswers: true })
+    const vfs = vfsOn(b, await tempDir('fsx-vfs-data-'), { writeback })
+    const big = randomBytes(3 * MiB + 7)
+    await put(vfs, '/big.bin', big)
+    await put(vfs, '/small', Buffer.from('small file'))
+    await vfs.drain()
+    await vfs.data!.idle()
+    assert.ok((await cat(vfs, '/big.bin')).equals(big))
+    assert.equal((await cat(vfs, '/small')).toString(), 'small file')
+    assert.equal(b.count('read'), 0, 'no backend read')
+    assert.equal(vfs.stats().caches.dataDisk.bytes, big.length, 'the big file in the disk tier')
+    assert.equal(vfs.stats().caches.dataMemory.bytes, 10, 'the small one in memory')
+    // Changed behind the VFS: the new version is fetched, never the kept one.
+    b.put('/small', 'changed behind')
+    assert.equal((await cat(vfs, '/small')).toString(), 'changed behind')
+    assert.equal(b.count('read'), 1)
+    // Rewritten through the VFS, then written again while open: the last upload's content is what is kept.
+    const fh = await vfs.open('/big.bin', constants.O_RDWR)
+    await vfs.write('/big.bin', fh, Buffer.from('HEAD'), 4, 0)
+    await vfs.flush('/big.bin', fh)
+    await vfs.write('/big.bin', fh, Buffer.from('TAIL'), 4, big.length - 4)
+    await vfs.release('/big.bin', fh)
+    await vfs.drain()
+    await vfs.data!.idle()
+    const want = Buffer.concat([Buffer.from('HEAD'), big.subarray(4, big.length - 4), Buffer.from('TAIL')])
+    const reads = b.count('read')
+    assert.ok((await cat(vfs, '/big.bin')).equals(want))
+    assert.equal(b.count('read'), reads, 'the rewritten file is read back from the cache too')
+    await vfs.close()
+  })
+}
+
+test('a backend whose write answers nothing has nothing kept: reading back fetches', async () => {
+  const b = new FakeBackend({ randomWrite: false, etag: true })
+  const vfs = vfsOn(b, await tempDir('fsx-vfs-data-'))
+  await put(vfs, '/f', Buffer.from('content'))
+  assert.equal((await cat(vfs, '/f')).toString(), 'content')
+  assert.equal(b.count('read'), 1)
   await vfs.close()
 })
 

@@ -93,6 +93,24 @@ test('close returns before the upload; attributes come from the journal until it
   await vfs.close()
 })
 
+test('drain (fsx flush) returns once the journal is uploaded and the backend has sent what it deferred', async () => {
+  const b = new FakeBackend({ randomWrite: false })
+  const vfs = newVfs(b, await tmp(), { writebackDelayMs: 60_000 })
+  const gate = gateWrites(b)
+  const order: string[] = []
+  const flush = b.flush.bind(b)
+  b.flush = async () => { order.push(`flush after ${b.content('/f') === undefined ? 'no upload' : 'the upload'}`); await flush() }
+  await writeFileVia(vfs, '/f', 'data')
+  gate.close()
+  const drain = vfs.drain()
+  assert.equal(await settled(drain), false, 'drain waits for the upload')
+  assert.equal(b.count('flush'), 0, 'and asks the backend only after it')
+  gate.open()
+  assert.equal(await drain, 0)
+  assert.deepEqual(order, ['flush after the upload'])
+  await vfs.close()
+})
+
 test('a file not uploaded yet is read, and changed, from the journal without waiting for the upload', async () => {
   const b = new FakeBackend({ randomWrite: false })
   const vfs = newVfs(b, await tmp())

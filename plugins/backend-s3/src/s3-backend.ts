@@ -757,7 +757,7 @@ export class S3Backend implements Backend {
     return { data: buf, etag: out.ETag }
   }
 
-  async write (p: string, source: WriteSource, attrs: WriteAttrs = {}): Promise<void> {
+  async write (p: string, source: WriteSource, attrs: WriteAttrs = {}): Promise<Stat> {
     this.keys.check(p, 'write')
     if (p === '/') throw this.err('EISDIR', 'write', p, 'is a directory')
     const key = this.keys.fileKey(p)
@@ -805,6 +805,7 @@ export class S3Backend implements Backend {
     const info: ObjectInfo = { key, size, lastModifiedMs: now, etag, metadata, headers }
     const stat = statOf(info, false, this.defaults)
     this.cache.added(p, stat.kind, { stat, object: info })
+    return stat
   }
 
   /** The object a write to `p` replaces (its metadata and headers are carried over), or undefined. */
@@ -1242,6 +1243,11 @@ export class S3Backend implements Backend {
       if (enc === undefined) delete md[META_XATTR]
       else md[META_XATTR] = enc
     })
+  }
+
+  /** `fsx flush`: unlinks that returned before their delete was sent are sent now, and answered on return. */
+  async flush (): Promise<void> {
+    await this.deletes.flush()
   }
 
   async close (): Promise<void> {

@@ -34,6 +34,8 @@ export interface FakeOptions {
   etag?: boolean
   /** Clock for mtimes (default Date.now). */
   now?: () => number
+  /** write() resolves with the new file's attributes, as S3's does (default: with nothing). */
+  writeAnswers?: boolean
 }
 
 function parent (p: string): string { return p.slice(0, p.lastIndexOf('/')) || '/' }
@@ -158,7 +160,7 @@ export class FakeBackend {
     return b
   }
 
-  async write (p: string, source: Buffer | { file: string, size: number }, attrs: any = {}): Promise<void> {
+  async write (p: string, source: Buffer | { file: string, size: number }, attrs: any = {}): Promise<any> {
     await this.call('write')
     const { readFile } = await import('node:fs/promises')
     const data = Buffer.isBuffer(source) ? Buffer.from(source) : (await readFile(source.file)).subarray(0, source.size)
@@ -173,6 +175,7 @@ export class FakeBackend {
       const n = this.node('file', (attrs.mode ?? 0o644) & 0o7777, data)
       this.nodes.set(p, n)
     }
+    if (this.opts.writeAnswers === true) return this.statOf(this.nodes.get(p)!)
   }
 
   async open (p: string, flags: any, mode: number): Promise<any> {
@@ -320,6 +323,9 @@ export class FakeBackend {
   counters (): Record<string, number> {
     return { reads: this.count('read') + this.count('handleRead'), readBytes: this.readBytes, ...this.calls }
   }
+
+  /** Sends nothing (the fake defers nothing); counted, so tests see that `fsx flush` asks. */
+  async flush (): Promise<void> { await this.call('flush') }
 
   async close (): Promise<void> {}
 }
