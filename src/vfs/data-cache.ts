@@ -82,8 +82,20 @@ interface ObjectEntry {
   metaWritten?: Promise<void>
   /** Exempt from eviction (its path is pinned): its blocks are not in the tier's policy. */
   pinned: boolean
-  /** Its content is being copied in from a local file (`adopt`): readers wait for that rather than fetch. */
-  adopting?: Promise<void>
+  /**
+   * Its content is being copied in from a local file (`adopt`): a reader of blocks not copied yet waits for the
+   * copy's next step (one block) rather than fetch them.
+   */
+  adopting?: Step
+}
+
+/** One step of a background copy: `done` resolves when `wake()` is called. */
+interface Step { done: Promise<void>, wake: () => void }
+
+function step (): Step {
+  let wake!: () => void
+  const done = new Promise<void>(resolve => { wake = resolve })
+  return { done, wake }
 }
 
 interface BlockEntry {
@@ -236,6 +248,15 @@ export class DataCache {
     return dense >= DENSE_PIECES ? undefined : wanted
   }
 
+  /** Are the whole blocks holding bytes [from, to) of `obj` cached? */
+  private cached (obj: ObjectEntry, from: number, to: number): boolean {
+    const tier = this.tier(obj.tier)
+    for (let idx = Math.floor(from / this.blockBytes); idx * this.blockBytes < to; idx++) {
+      if (!tier.entries.has(this.key(obj, String(idx)))) return false
+    }
+    return true
+  }
+
   /** Piece names of block `idx`. */
   private piecesOf (idx: number): string[] {
     const per = Math.round(this.blockBytes / this.pieceBytes)
@@ -327,7 +348,7 @@ export class DataCache {
       const data = await fetch(position, end - position)
       return data.copy(target, 0, 0, Math.min(end - position, data.length))
     }
-    if (obj.adopting !== undefined) await obj.adopting
+    while (obj.adopting !== undefined && !this.cached(obj, position, end)) await obj.adopting.done
     const B = this.blockBytes
     const P = this.pieceBytes
     let done = 0
@@ -359,8 +380,8 @@ export class DataCache {
    * Takes the content of `p` at `version` from a local file this mount just uploaded it from (a journaled or staged
    * copy), so that reading back what was written costs no fetch (as rclone's full cache mode keeps what it wrote).
    * Resolves once `file` is open: the caller may remove it then, and must not change it. Blocks are copied in the
-   * background, each only while the object is still at this version. A file bigger than a quarter of its tier is
-   * not taken: one upload must not flush the whole cache.
+   * background, in order, each only while the object is still at this version; a reader of a block not copied yet
+   * waits for it. A file bigger than a quarter of its tier is not taken: one upload must not flush the whole cache.
    */
   async adopt (p: string, version: Version, file: string): Promise<void> {
     await this.ready
@@ -394,15 +415,20 @@ export class DataCache {
           } finally {
             this.pendingBytes -= want
           }
+          const s = obj.adopting
+          obj.adopting = step()
+          s?.wake()
         }
       } finally {
         await fh.close().catch(() => {})
       }
     })().catch(() => {}).finally(() => {
-      if (obj.adopting === copy) obj.adopting = undefined
+      const s = obj.adopting
+      obj.adopting = undefined
+      s?.wake()
       this.writes.delete(copy)
     })
-    obj.adopting = copy
+    obj.adopting = step()
     this.writes.add(copy)
   }
 
@@ -723,10 +749,13 @@ export class DataCache {
     const objById = new Map([...this.objects.values()].map(o => [o.id, o]))
     const found = new Map<string, BlockEntry>()
     const mtimes = new Map<string, number>()
+    // A crash between storing a block and dropping its pieces leaves both: the pieces go.
+    const names = new Set(blocks.map(b => `${b.id}.${b.unit}`))
     for (const b of blocks) {
       const obj = objById.get(b.id)
       const want = obj ? this.unitBytes(b.unit, obj.version.size) : -1
-      if (!obj || b.size !== want) { await rm(b.file, { force: true }); continue }
+      const block = b.unit.startsWith('p') ? Math.floor(this.unitRange(b.unit)!.offset / this.blockBytes) : -1
+      if (!obj || b.size !== want || names.has(`${b.id}.${block}`)) { await rm(b.file, { force: true }); continue }
       const key = this.key(obj, b.unit)
       found.set(key, { obj, unit: b.unit, bytes: b.size, readers: 0, dead: false, unlinked: false, released: false })
       mtimes.set(key, b.mtimeMs)

@@ -184,6 +184,28 @@ test('cached pieces survive a restart', async () => {
   await c2.close()
 })
 
+test('after a crash that left a block and its pieces on disk, the pieces go at the next start', async () => {
+  const dir = await tmp()
+  const P = B / 16
+  const o = object(10 * B)
+  const { s, fetcher } = backend()
+  const buf = Buffer.alloc(8)
+  const c1 = cache({ dir, diskBytes: 1000 * B })
+  await c1.read('/big', o.version, buf, 8, 2 * B + 5 * P, fetcher(o), true)
+  await c1.close()
+  // The block's file, as if stored just before a kill -9 that came before its pieces were removed.
+  const files = (await readdir(dir, { recursive: true } as any) as string[]).filter(f => /\.p\d+$/.test(f))
+  assert.equal(files.length, 1)
+  await writeFile(path.join(dir, files[0].replace(/\.p\d+$/, '.2')), o.data.subarray(2 * B, 3 * B))
+  const c2 = cache({ dir, diskBytes: 1000 * B })
+  assert.equal(await c2.read('/big', o.version, buf, 8, 2 * B + 100, fetcher(o), true), 8)
+  assert.ok(buf.equals(o.data.subarray(2 * B + 100, 2 * B + 108)))
+  assert.equal(s.fetches, 1, 'the block is served')
+  assert.equal(c2.counters().dataDisk.entries, 1, 'the piece is gone')
+  assert.equal(await du(dir), B)
+  await c2.close()
+})
+
 test('blocks too small to split (under 64 KiB) have no pieces: a random read fetches the block', async () => {
   const c = cache({ memoryBytes: 100 * 16 * KB, blockBytes: 16 * KB, smallFileBytes: 1 })
   assert.equal(c.pieceBytes, 16 * KB)
