@@ -66,6 +66,26 @@ if (s3 !== undefined) {
     t.equal((await (await sdk.send(new GetObjectCommand({ Bucket, Key: `${prefix}w` }))).Body!.transformToString()), 'new')
   })
 
+  t.test('a renamed file is gone from its old name for the mount at once; the old key goes with the next batch', async t => {
+    const { b, prefix } = await backend(t)
+    for (const n of ['a', 'b']) await b.write(`/${n}`, Buffer.from(n))
+    const before = b.counters()
+    await b.rename('/a', '/a2')
+    await b.rename('/b', '/b2')
+    const mid = b.counters()
+    t.same([mid.copy - before.copy, mid.delete - before.delete, mid.deleteBatch - before.deleteBatch, mid.deletesPending], [2, 0, 0, 2], 'two CopyObjects, no delete yet')
+    await t.rejects(b.stat('/a'), { code: 'ENOENT' }, 'the old name is gone for this mount')
+    t.same((await b.list('/')).map(e => e.name), ['a2', 'b2'])
+    t.match(await b.stat('/a2'), { kind: 'file', size: 1 })
+    // The old name written again before the batch went: the queued delete never lands after it.
+    await b.write('/b', Buffer.from('new b'))
+    await b.flush()
+    const after = b.counters()
+    t.equal(after.deleteBatch - before.deleteBatch + after.delete - before.delete, 1, 'one delete request, for /a alone (a single key: DeleteObject)')
+    t.same(await keys(prefix), [`${prefix}a2`, `${prefix}b`, `${prefix}b2`])
+    t.equal((await (await sdk.send(new GetObjectCommand({ Bucket, Key: `${prefix}b` }))).Body!.transformToString()), 'new b')
+  })
+
   t.test('flush (fsx flush) sends the queued keys and returns once they are gone from the bucket', async t => {
     const { b, prefix } = await backend(t)
     for (const n of ['a', 'b', 'c']) await b.write(`/${n}`, Buffer.from(n))

@@ -974,7 +974,9 @@ export class S3Backend implements Backend {
       this.prefetch.invalidate(this.keys.fileKey(to))
       try {
         await this.copy(this.keys.fileKey(from), this.keys.fileKey(to))
-        await this.deleteKeys([this.keys.fileKey(from)])
+        // Write-back: the old key is gone for this mount now and deleted with the next unlinks' keys (as unlink's).
+        if (this.settings.deleteDelayMs > 0) this.deletes.defer(from)
+        else await this.deleteKeys([this.keys.fileKey(from)])
       } catch (err) {
         this.cache.forget(from)
         this.cache.forget(to)
