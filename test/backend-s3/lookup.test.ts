@@ -195,4 +195,33 @@ if (s3 !== undefined) {
     t.equal((await full.getxattr('/g', 'user.tag')).toString(), 'kept')
     t.equal((await listing2.getxattr('/g', 'user.tag')).toString(), 'kept', 'xattrs are read from the object')
   })
+
+  for (const metadata of ['listing', 'full']) {
+    t.test(`${metadata}: a traversal is listed ahead: the next 16 subdirectories are listed in the background and cost it nothing`, async t => {
+      const { b, prefix } = await backend(t, s3, { s3Metadata: metadata, s3ListCacheTtl: 60_000 })
+      const dirs = Array.from({ length: 20 }, (_, i) => `d${String(i).padStart(2, '0')}`)
+      for (const d of dirs) for (const f of ['a', 'b']) await put(`${prefix}tree/${d}/${f}`, f)
+      await b.list('/tree')
+      const c0 = b.counters()
+      t.same((await b.list('/tree/d00')).map(e => e.name), ['a', 'b'])
+      await b.listedAhead()
+      const c1 = b.counters()
+      t.same([c1.list - c0.list, c1.listAhead - c0.listAhead], [17, 16], 'the first subdirectory, then the next 16 ahead')
+      for (const d of dirs.slice(1)) {
+        t.same((await b.list(`/tree/${d}`)).map(e => e.name), ['a', 'b'], `${d} listed`)
+        await b.listedAhead()
+      }
+      const c2 = b.counters()
+      t.same([c2.list - c1.list, c2.listAhead - c1.listAhead], [3, 3], 'the traversal sent no listing itself: each one moved the window on')
+      t.equal(c2.head - c0.head, metadata === 'full' ? 40 : 0, metadata === 'full' ? 'one HEAD per file, none twice' : 'no HEAD')
+      t.match(await b.stat('/tree/d19/b'), { kind: 'file', size: 1 })
+    })
+  }
+
+  t.test('a single listing of a directory whose parent was not listed lists nothing ahead', async t => {
+    const { b, prefix } = await backend(t, s3, { s3Metadata: 'listing', s3ListCacheTtl: 60_000 })
+    for (const d of ['x', 'y', 'z']) await put(`${prefix}top/${d}/f`, 'f')
+    const n = await counted(b, async () => { await b.list('/top/x'); await b.listedAhead() })
+    t.equal(n.list, 1)
+  })
 }

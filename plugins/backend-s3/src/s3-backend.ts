@@ -69,6 +69,13 @@ const BACKOFF_SLACK_MS = 5000
 export const SPLIT_READ_BYTES = 2 * 1024 * 1024
 /** Entries of one listing that get a HEAD for their attributes (see `list`). */
 export const LIST_HEAD_MAX = 1000
+/**
+ * Listing read-ahead (see `listAhead`): subdirectories listed ahead of a traversal. 16 keeps find/du/rsync/rm -rf
+ * a window of parallel LISTs ahead of them; a single `ls` of a subdirectory costs at most 16 background LISTs.
+ */
+export const LIST_AHEAD = 16
+/** A directory listed ahead also gets its entries' HEADs (full metadata) when it holds at most this many. */
+export const LIST_AHEAD_HEADS = 100
 /** A directory of at most this many entries, listed before, is listed again to answer lookups below it (one
  *  request) instead of probing each name (up to three); larger ones are probed. */
 export const RELIST_MAX = 1000
@@ -109,6 +116,8 @@ interface Counters {
   deletedKeys: number
   /** Multipart uploads started (their parts count in `requests`). */
   multipart: number
+  /** Directories listed ahead of a traversal (`listAhead`; their LISTs and HEADs count above too). */
+  listAhead: number
   retries: number
   errors: number
   bytesRead: number
@@ -212,7 +221,7 @@ export class S3Backend implements Backend {
   /** Deadline of one SDK call, all attempts included. */
   private readonly callDeadlineMs: number
   private readonly stats: Counters = {
-    requests: 0, head: 0, get: 0, put: 0, list: 0, copy: 0, delete: 0, deleteBatch: 0, deletedKeys: 0, multipart: 0, retries: 0, errors: 0, bytesRead: 0, bytesWritten: 0
+    requests: 0, head: 0, get: 0, put: 0, list: 0, copy: 0, delete: 0, deleteBatch: 0, deletedKeys: 0, multipart: 0, listAhead: 0, retries: 0, errors: 0, bytesRead: 0, bytesWritten: 0
   }
 
   /** Sequential read-ahead (prefetch.ts). */
@@ -227,6 +236,11 @@ export class S3Backend implements Backend {
   private log?: (line: string) => void
   /** Unlinks' deletes, batched (delete-queue.ts); keyed by path. */
   private readonly deletes: DeleteQueue
+  /** Directories being listed ahead (`listAhead`), and the listings waiting for a slot. */
+  private readonly listingAhead = new Set<string>()
+  private readonly aheadQueue: string[] = []
+  private aheadRunning = 0
+  private readonly aheadDone = new Set<() => void>()
 
   constructor (
     readonly target: S3Target,
@@ -594,6 +608,13 @@ export class S3Backend implements Backend {
    * anyway, and it makes their lookups cache hits); entries beyond that carry no stat (the kernel then asks).
    */
   async list (p: string): Promise<DirEntry[]> {
+    const entries = await this.listEntries(p)
+    this.listAhead(p)
+    return entries
+  }
+
+  /** `list` without the read-ahead. */
+  private async listEntries (p: string): Promise<DirEntry[]> {
     this.keys.check(p, 'list')
     // A fresh complete listing (kept up to date with this mount's changes) answers without a request.
     const known = this.cache.dir(p)
@@ -644,6 +665,57 @@ export class S3Backend implements Backend {
       this.cache.end()
     }
     return entries
+  }
+
+  /**
+   * Listing read-ahead. A traversal (find, du, rsync, tar, rm -rf) lists a directory and then each subdirectory in
+   * turn, one round trip at a time (plus HEADs with full metadata) that S3 would answer in parallel. So when `p`
+   * is listed and its parent's fresh listing holds it, the next `LIST_AHEAD` subdirectories of the parent after it
+   * (in listing order) with no fresh listing are listed in the background, `s3Concurrency` at a time, into the
+   * listing cache, where the traversal finds them. Each listing moves the window on. Failures are dropped: the
+   * traversal's own listing asks again and reports the error.
+   */
+  private listAhead (p: string): void {
+    if (p === '/' || this.cache.ttlMs <= 0 || this.closed) return
+    const parent = parentOf(p)
+    const siblings = this.cache.dir(parent)
+    if (siblings === undefined || siblings.get(baseName(p))?.kind !== 'dir') return
+    const me = baseName(p)
+    const next = [...siblings].filter(([name, l]) => l.kind === 'dir' && compareNames(name, me) > 0).map(([name]) => name).sort(compareNames)
+    for (const name of next.slice(0, LIST_AHEAD)) {
+      const sub = parent === '/' ? '/' + name : `${parent}/${name}`
+      if (this.listingAhead.has(sub) || this.cache.dir(sub) !== undefined) continue
+      this.listingAhead.add(sub)
+      this.aheadQueue.push(sub)
+    }
+    this.runAhead()
+  }
+
+  private runAhead (): void {
+    while (this.aheadRunning < this.settings.concurrency && this.aheadQueue.length > 0) {
+      const sub = this.aheadQueue.shift()!
+      this.aheadRunning++
+      void (async () => {
+        if (this.closed || this.cache.dir(sub) !== undefined) return
+        this.stats.listAhead++
+        const listing = await this.listDir(sub)
+        if (this.settings.metadata === 'full' && listing.entries.size <= LIST_AHEAD_HEADS) await this.listEntries(sub)
+      })().catch(() => {}).finally(() => {
+        this.aheadRunning--
+        this.listingAhead.delete(sub)
+        this.runAhead()
+        if (this.aheadRunning === 0 && this.aheadQueue.length === 0) for (const done of this.aheadDone) done()
+      })
+    }
+  }
+
+  /** Resolves once no listing read-ahead is running (tests). */
+  async listedAhead (): Promise<void> {
+    if (this.aheadRunning === 0 && this.aheadQueue.length === 0) return
+    await new Promise<void>(resolve => {
+      const done = (): void => { this.aheadDone.delete(done); resolve() }
+      this.aheadDone.add(done)
+    })
   }
 
   /**
