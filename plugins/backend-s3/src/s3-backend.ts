@@ -236,8 +236,8 @@ export class S3Backend implements Backend {
   private log?: (line: string) => void
   /** Unlinks' deletes, batched (delete-queue.ts); keyed by path. */
   private readonly deletes: DeleteQueue
-  /** Directories being listed ahead (`listAhead`), and the listings waiting for a slot. */
-  private readonly listingAhead = new Set<string>()
+  /** Directories queued or being listed ahead (`listAhead`): the listing in flight, once started. */
+  private readonly listingAhead = new Map<string, Promise<void> | undefined>()
   private readonly aheadQueue: string[] = []
   private aheadRunning = 0
   private readonly aheadDone = new Set<() => void>()
@@ -613,9 +613,12 @@ export class S3Backend implements Backend {
     return entries
   }
 
-  /** `list` without the read-ahead. */
-  private async listEntries (p: string): Promise<DirEntry[]> {
+  /** `list` without the read-ahead (`ahead`: this is the read-ahead's own call). */
+  private async listEntries (p: string, ahead = false): Promise<DirEntry[]> {
     this.keys.check(p, 'list')
+    // Being listed ahead: that listing answers (one still queued is left to run later and finds this one's).
+    const running = ahead ? undefined : this.listingAhead.get(p)
+    if (running !== undefined) await running
     // A fresh complete listing (kept up to date with this mount's changes) answers without a request.
     const known = this.cache.dir(p)
     const listing = known !== undefined ? { entries: new Map(known), sawMarker: true } : await this.listDir(p)
@@ -670,22 +673,25 @@ export class S3Backend implements Backend {
   /**
    * Listing read-ahead. A traversal (find, du, rsync, tar, rm -rf) lists a directory and then each subdirectory in
    * turn, one round trip at a time (plus HEADs with full metadata) that S3 would answer in parallel. So when `p`
-   * is listed and its parent's fresh listing holds it, the next `LIST_AHEAD` subdirectories of the parent after it
-   * (in listing order) with no fresh listing are listed in the background, `s3Concurrency` at a time, into the
-   * listing cache, where the traversal finds them. Each listing moves the window on. Failures are dropped: the
-   * traversal's own listing asks again and reports the error.
+   * is listed, its first `LIST_AHEAD` subdirectories (a traversal descends next) and, when its parent's fresh
+   * listing holds it, the next `LIST_AHEAD` subdirectories of the parent after it (in listing order), those with
+   * no fresh listing, are listed in the background, `s3Concurrency` at a time, into the listing cache, where the
+   * traversal finds them. Each listing moves the window on. Failures are dropped: the traversal's own listing asks
+   * again and reports the error.
    */
   private listAhead (p: string): void {
-    if (p === '/' || this.cache.ttlMs <= 0 || this.closed) return
-    const parent = parentOf(p)
-    const siblings = this.cache.dir(parent)
-    if (siblings === undefined || siblings.get(baseName(p))?.kind !== 'dir') return
-    const me = baseName(p)
-    const next = [...siblings].filter(([name, l]) => l.kind === 'dir' && compareNames(name, me) > 0).map(([name]) => name).sort(compareNames)
-    for (const name of next.slice(0, LIST_AHEAD)) {
-      const sub = parent === '/' ? '/' + name : `${parent}/${name}`
+    if (this.cache.ttlMs <= 0 || this.closed) return
+    const subdirs = (dir: string, after?: string): string[] => {
+      const listing = this.cache.dir(dir)
+      if (listing === undefined) return []
+      const names = [...listing].filter(([name, l]) => l.kind === 'dir' && (after === undefined || compareNames(name, after) > 0)).map(([name]) => name)
+      return names.sort(compareNames).slice(0, LIST_AHEAD).map(name => dir === '/' ? '/' + name : `${dir}/${name}`)
+    }
+    const wanted = subdirs(p)
+    if (p !== '/' && this.cache.dir(parentOf(p))?.get(baseName(p))?.kind === 'dir') wanted.push(...subdirs(parentOf(p), baseName(p)))
+    for (const sub of wanted) {
       if (this.listingAhead.has(sub) || this.cache.dir(sub) !== undefined) continue
-      this.listingAhead.add(sub)
+      this.listingAhead.set(sub, undefined)
       this.aheadQueue.push(sub)
     }
     this.runAhead()
@@ -695,12 +701,14 @@ export class S3Backend implements Backend {
     while (this.aheadRunning < this.settings.concurrency && this.aheadQueue.length > 0) {
       const sub = this.aheadQueue.shift()!
       this.aheadRunning++
-      void (async () => {
+      const run = (async () => {
         if (this.closed || this.cache.dir(sub) !== undefined) return
         this.stats.listAhead++
         const listing = await this.listDir(sub)
-        if (this.settings.metadata === 'full' && listing.entries.size <= LIST_AHEAD_HEADS) await this.listEntries(sub)
-      })().catch(() => {}).finally(() => {
+        if (this.settings.metadata === 'full' && listing.entries.size <= LIST_AHEAD_HEADS) await this.listEntries(sub, true)
+      })().catch(() => {})
+      this.listingAhead.set(sub, run)
+      void run.finally(() => {
         this.aheadRunning--
         this.listingAhead.delete(sub)
         this.runAhead()
