@@ -35,6 +35,7 @@ import type { CacheStats } from './vfs.js'
 import { lockDir, unlockDir } from './dir-lock.js'
 import { Lru } from './lru.js'
 import { makePolicy, restore, standing, type EvictionPolicy, type EvictionPolicyName } from './eviction.js'
+import { unlinkQuiet } from './unlink-quiet.js'
 
 /** One version of an object; cached blocks are reused only while it matches. */
 export interface Version {
@@ -604,7 +605,7 @@ export class DataCache {
       await writeFile(tmp, buf, { mode: 0o600 })
       await rename(tmp, file)
       if (this.objects.get(obj.path) !== obj || this.closed || this.covered(obj, unit)) {
-        await rm(file, { force: true })
+        await unlinkQuiet(file)
         return
       }
       tier.entries.set(key, { obj, unit, bytes: n, readers: 0, dead: false, unlinked: false, released: false })
@@ -685,7 +686,7 @@ export class DataCache {
       await unlink(this.file(obj.id, e.unit)).catch(() => {})
       e.unlinked = true
       this.releaseBytes(tier, e)
-      if (obj.blocks.size === 0 && this.objects.get(obj.path) !== obj) await rm(this.file(obj.id, 'meta'), { force: true })
+      if (obj.blocks.size === 0 && this.objects.get(obj.path) !== obj) await unlinkQuiet(this.file(obj.id, 'meta'))
     })()
     this.unlinking.add(u)
     void u.finally(() => this.unlinking.delete(u))
@@ -708,7 +709,7 @@ export class DataCache {
       if (e) void this.dropBlock(tier, key, e, false)
     }
     if (obj.tier === 'disk' && obj.metaWritten) {
-      const u = obj.metaWritten.then(async () => { if (obj.blocks.size === 0) await rm(this.file(obj.id, 'meta'), { force: true }) }, () => {})
+      const u = obj.metaWritten.then(async () => { if (obj.blocks.size === 0) await unlinkQuiet(this.file(obj.id, 'meta')) }, () => {})
       this.unlinking.add(u)
       void u.finally(() => this.unlinking.delete(u))
     }

@@ -31,6 +31,7 @@ import { copyFile, mkdir, open, readdir, readFile, rename, rm, writeFile } from 
 import path from 'node:path'
 import type { Backend, Stat } from '../backend/types.js'
 import { DIR_LOCK_FILE, lockDir, unlockDir } from './dir-lock.js'
+import { unlinkQuiet } from './unlink-quiet.js'
 
 /** What an entry records about the object besides its content. */
 export interface JournalAttrs {
@@ -196,8 +197,8 @@ export class Journal {
       await rename(tmp, json)
       await fsyncPath(this.opts.dir)
     } catch (err) {
-      await rm(json, { force: true })
-      await rm(data, { force: true })
+      await unlinkQuiet(json)
+      await unlinkQuiet(data)
       throw err
     }
     this.enqueue(record)
@@ -218,8 +219,8 @@ export class Journal {
   }
 
   private async removeEntry (r: JournalRecord): Promise<void> {
-    await rm(this.file(r.seq, 'json'), { force: true })
-    await rm(this.file(r.seq, 'data'), { force: true })
+    await unlinkQuiet(this.file(r.seq, 'json'))
+    await unlinkQuiet(this.file(r.seq, 'data'))
   }
 
   // ---- uploads ----------------------------------------------------------------------------------------------------

@@ -7,10 +7,11 @@
  * open for writing that writes nothing (touch, an editor's probe, a futimens) costs no download, and reads nothing
  * on the server (which would move the file's atime there). `size` is the object's until then.
  */
-import { copyFile, mkdir, open, rm, type FileHandle } from 'node:fs/promises'
+import { copyFile, mkdir, open, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { Backend, Stat, WriteAttrs } from '../backend/types.js'
+import { unlinkQuiet } from './unlink-quiet.js'
 
 /** Chunk size for filling a staging file from the backend: large enough to amortise a request round trip. */
 const FILL_CHUNK = 8 * 1024 * 1024
@@ -124,6 +125,6 @@ export class StagingFile {
 
   async discard (): Promise<void> {
     await this.fh.close().catch(() => {})
-    await rm(this.file, { force: true })
+    await unlinkQuiet(this.file)
   }
 }
