@@ -4,7 +4,7 @@ import { FsxCommand } from '../cli/base.js'
 import { drainWithProgress } from '../cli/drain.js'
 
 export default class Flush extends FsxCommand {
-  static summary = 'Upload everything a mount has acknowledged but not yet written to the backend, with progress, and wait until it is done.'
+  static summary = 'Upload everything a mount has acknowledged but not yet written to the backend (S3 deletes still queued included), with progress, and wait until it is done.'
   static examples = ['<%= config.bin %> flush ./mnt']
   static args = { mountpoint: Args.string({ required: true, description: 'the mount' }) }
   static flags = { json: Flags.boolean({ summary: 'Print the write-back figures after draining as JSON.' }) }

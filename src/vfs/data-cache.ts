@@ -146,6 +146,17 @@ const OPEN_BLOCK_FILES = 256
 /** Objects without cached blocks are forgotten past this many (they cost ~200 bytes each). */
 const MAX_EMPTY_OBJECTS = 10_000
 
+/** Reads `len` bytes at `position` into `target[off..)`, fewer only at end of file. */
+async function readFully (fh: FileHandle, target: Buffer, off: number, len: number, position: number): Promise<number> {
+  let done = 0
+  while (done < len) {
+    const { bytesRead } = await fh.read(target, off + done, len - done, position + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  return done
+}
+
 async function closeFile (fh: Promise<FileHandle>): Promise<void> {
   await fh.then(async f => await f.close(), () => {}).catch(() => {})
 }
@@ -267,6 +278,11 @@ export class DataCache {
       if (!tier.entries.has(this.key(obj, String(idx)))) return false
     }
     return true
+  }
+
+  /** The block a piece lies in. */
+  private blockOfPiece (unit: string): number {
+    return Math.floor(this.unitRange(unit)!.offset / this.blockBytes)
   }
 
   /** Piece names of block `idx`. */
@@ -413,13 +429,7 @@ export class DataCache {
           const want = this.unitBytes(unit, version.size)
           if (this.overBudget(want)) return
           const buf = Buffer.allocUnsafe(want)
-          let n = 0
-          while (n < want) {
-            const { bytesRead } = await fh.read(buf, n, want - n, idx * B + n)
-            if (bytesRead === 0) break
-            n += bytesRead
-          }
-          if (n !== want) return
+          if (await readFully(fh, buf, 0, want, idx * B) !== want) return
           // Counted as a fetch in flight would be, while it waits for its turn to be stored.
           this.pendingBytes += want
           try {
@@ -526,14 +536,7 @@ export class DataCache {
       this.blockFiles.set(key, opening)
       opening.catch(() => { if (this.blockFiles.peek(key) === opening) this.blockFiles.delete(key) })
     }
-    const fh = await opening
-    let done = 0
-    while (done < len) {
-      const { bytesRead } = await fh.read(target, targetOff + done, len - done, blockOff + done)
-      if (bytesRead === 0) break
-      done += bytesRead
-    }
-    return done
+    return await readFully(await opening, target, targetOff, len, blockOff)
   }
 
   /** Fetches one whole unit (shared by concurrent readers) and stores it in the background. */
@@ -621,9 +624,7 @@ export class DataCache {
 
   /** Is piece `unit` within a whole block of `obj` that is cached (the piece would be a second copy)? */
   private covered (obj: ObjectEntry, unit: string): boolean {
-    if (!unit.startsWith('p')) return false
-    const idx = Math.floor(this.unitRange(unit)!.offset / this.blockBytes)
-    return obj.blocks.has(String(idx))
+    return unit.startsWith('p') && obj.blocks.has(String(this.blockOfPiece(unit)))
   }
 
   /** A whole block was stored: its pieces are second copies now, and go. */
@@ -787,8 +788,8 @@ export class DataCache {
     for (const b of blocks) {
       const obj = objById.get(b.id)
       const want = obj ? this.unitBytes(b.unit, obj.version.size) : -1
-      const block = b.unit.startsWith('p') ? Math.floor(this.unitRange(b.unit)!.offset / this.blockBytes) : -1
-      if (!obj || b.size !== want || names.has(`${b.id}.${block}`)) { await rm(b.file, { force: true }); continue }
+      const covered = b.unit.startsWith('p') && names.has(`${b.id}.${this.blockOfPiece(b.unit)}`)
+      if (!obj || b.size !== want || covered) { await rm(b.file, { force: true }); continue }
       const key = this.key(obj, b.unit)
       found.set(key, { obj, unit: b.unit, bytes: b.size, readers: 0, dead: false, unlinked: false, released: false })
       mtimes.set(key, b.mtimeMs)

@@ -167,15 +167,21 @@ test('a random reader dense in one block fetches the whole block next, which the
   await c.close()
 })
 
-test('cached pieces survive a restart', async () => {
+/** A disk-tier cache directory holding one piece (the 6th) of block `idx` of /big, its cache closed. */
+async function onePieceOnDisk (idx: number) {
   const dir = await tmp()
   const P = B / 16
   const o = object(10 * B)
   const { s, fetcher } = backend()
   const buf = Buffer.alloc(8)
   const c1 = cache({ dir, diskBytes: 1000 * B })
-  await c1.read('/big', o.version, buf, 8, 4 * B + 5 * P, fetcher(o), true)
+  await c1.read('/big', o.version, buf, 8, idx * B + 5 * P, fetcher(o), true)
   await c1.close()
+  return { dir, P, o, s, fetcher, buf }
+}
+
+test('cached pieces survive a restart', async () => {
+  const { dir, P, o, s, fetcher, buf } = await onePieceOnDisk(4)
   const c2 = cache({ dir, diskBytes: 1000 * B })
   assert.equal(await c2.read('/big', o.version, buf, 8, 4 * B + 5 * P + 1, fetcher(o), true), 8)
   assert.ok(buf.equals(o.data.subarray(4 * B + 5 * P + 1, 4 * B + 5 * P + 9)))
@@ -185,14 +191,7 @@ test('cached pieces survive a restart', async () => {
 })
 
 test('after a crash that left a block and its pieces on disk, the pieces go at the next start', async () => {
-  const dir = await tmp()
-  const P = B / 16
-  const o = object(10 * B)
-  const { s, fetcher } = backend()
-  const buf = Buffer.alloc(8)
-  const c1 = cache({ dir, diskBytes: 1000 * B })
-  await c1.read('/big', o.version, buf, 8, 2 * B + 5 * P, fetcher(o), true)
-  await c1.close()
+  const { dir, o, s, fetcher, buf } = await onePieceOnDisk(2)
   // The block's file, as if stored just before a kill -9 that came before its pieces were removed.
   const files = (await readdir(dir, { recursive: true } as any) as string[]).filter(f => /\.p\d+$/.test(f))
   assert.equal(files.length, 1)

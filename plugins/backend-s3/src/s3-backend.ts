@@ -241,6 +241,8 @@ export class S3Backend implements Backend {
   private readonly aheadQueue: string[] = []
   private aheadRunning = 0
   private readonly aheadDone = new Set<() => void>()
+  /** Sorted subdirectory names of recent fresh listings (`subdirsOf`), so a traversal does not sort per child. */
+  private readonly sortedSubdirs = new Map<string, { names: Map<string, Listed>, size: number, subdirs: string[] }>()
 
   constructor (
     readonly target: S3Target,
@@ -682,10 +684,17 @@ export class S3Backend implements Backend {
   private listAhead (p: string): void {
     if (this.cache.ttlMs <= 0 || this.closed) return
     const subdirs = (dir: string, after?: string): string[] => {
-      const listing = this.cache.dir(dir)
-      if (listing === undefined) return []
-      const names = [...listing].filter(([name, l]) => l.kind === 'dir' && (after === undefined || compareNames(name, after) > 0)).map(([name]) => name)
-      return names.sort(compareNames).slice(0, LIST_AHEAD).map(name => dir === '/' ? '/' + name : `${dir}/${name}`)
+      const all = this.subdirsOf(dir)
+      if (all === undefined) return []
+      // The first name after `after` (binary search: the list is sorted).
+      let lo = 0
+      let hi = after === undefined ? 0 : all.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (compareNames(all[mid], after!) <= 0) lo = mid + 1
+        else hi = mid
+      }
+      return all.slice(lo, lo + LIST_AHEAD).map(name => dir === '/' ? '/' + name : `${dir}/${name}`)
     }
     const wanted = subdirs(p)
     if (p !== '/' && this.cache.dir(parentOf(p))?.get(baseName(p))?.kind === 'dir') wanted.push(...subdirs(parentOf(p), baseName(p)))
@@ -695,6 +704,24 @@ export class S3Backend implements Backend {
       this.aheadQueue.push(sub)
     }
     this.runAhead()
+  }
+
+  /**
+   * The subdirectory names of `dir`'s fresh listing, sorted; remembered while that listing keeps its size (a
+   * traversal asks once per child: sorting a large parent each time would cost O(n² log n)). NB: a rename within
+   * the directory keeps the size, so the list may be stale; it only picks what to list ahead.
+   */
+  private subdirsOf (dir: string): string[] | undefined {
+    const names = this.cache.dir(dir)
+    if (names === undefined) return undefined
+    const memo = this.sortedSubdirs.get(dir)
+    if (memo !== undefined && memo.names === names && memo.size === names.size) return memo.subdirs
+    const subdirs = [...names].filter(([, l]) => l.kind === 'dir').map(([name]) => name).sort(compareNames)
+    this.sortedSubdirs.delete(dir)
+    this.sortedSubdirs.set(dir, { names, size: names.size, subdirs })
+    // A traversal needs the directory it is in and its parent: a few are plenty.
+    if (this.sortedSubdirs.size > 8) this.sortedSubdirs.delete(this.sortedSubdirs.keys().next().value as string)
+    return subdirs
   }
 
   private runAhead (): void {
